@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh machine: a uv virtual env in .venv with the pinned
+# torch/torchaudio pair that works on Python 3.11, and this package in editable mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3.11}
+command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
+[ -x .venv/bin/python ] || uv venv -q -p "${python}" .venv
+# torchaudio 2.11 loads only with torch 2.11 (REFERENCE §4); espnet 202511 is the
+# newest release for Python 3.11.
+uv pip install -q -p .venv/bin/python \
+    "torch==2.11.0" "torchaudio==2.11.0" -e ".[test]"
+echo "set-up done: $(.venv/bin/python -c 'import espnet, torch; print("espnet", espnet.__version__, "torch", torch.__version__)')"

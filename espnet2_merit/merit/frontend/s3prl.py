@@ -1,0 +1,103 @@
+"""All hidden states of an s3prl upstream (WavLM, HuBERT, ...) as one stack."""
+
+import logging
+from typing import List, Optional, Tuple
+
+import torch
+from typeguard import typechecked
+
+from espnet2_merit.merit.frontend.abs_frontend import AbsMultiLayerFrontend
+
+logger = logging.getLogger(__name__)
+
+
+class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
+    """s3prl upstream returning every layer (e.g. 25 for WavLM Large).
+
+    Unlike ESPnet's ``S3prlFrontend``, which returns one layer or a weighted sum,
+    this keeps the layers apart so that the fusion module decides how to mix them.
+    """
+
+    @typechecked
+    def __init__(
+        self,
+        fs: int = 16000,
+        upstream: str = "wavlm_large",
+        path_or_url: Optional[str] = None,
+        normalize: bool = False,
+        extra_conf: Optional[dict] = None,
+        layers: Optional[List[int]] = None,
+        freeze_cnn: bool = True,
+    ):
+        """Build the upstream.
+
+        Args:
+            fs: Sampling rate of the input; s3prl upstreams expect 16 kHz.
+            upstream: s3prl upstream name (``wavlm_large``, ``wavlm_local``, ...).
+            path_or_url: Checkpoint for ``*_local`` / ``*_url`` / ``*_custom`` names.
+            normalize: Layer-normalise each hidden state (s3prl's option).
+            extra_conf: Extra keyword arguments for the upstream.
+            layers: Indices of hidden states to keep (default all).
+            freeze_cnn: Keep the convolutional feature extractor frozen, as the
+                paper does (s3prl's default for WavLM/HuBERT).
+        """
+        super().__init__()
+        from s3prl.nn import S3PRLUpstream
+
+        if fs != 16000:
+            raise ValueError(f"s3prl upstreams need 16 kHz input, the config says fs={fs}")
+        if upstream not in S3PRLUpstream.available_names():
+            raise ValueError(
+                f"frontend_conf.upstream='{upstream}' is not an s3prl upstream; "
+                "for a local WavLM checkpoint use 'wavlm_local' with path_or_url"
+            )
+        self.upstream = S3PRLUpstream(
+            upstream, path_or_url=path_or_url, normalize=normalize, extra_conf=extra_conf
+        )
+        model = getattr(self.upstream.upstream, "model", None)
+        if model is not None and hasattr(model, "feature_grad_mult"):
+            model.feature_grad_mult = 0.0 if freeze_cnn else 1.0
+        total = self.upstream.num_layers
+        self.layers = list(range(total)) if layers is None else list(layers)
+        for i in self.layers:
+            if not -total <= i < total:
+                raise ValueError(f"frontend_conf.layers: {i} out of range for {total}")
+        sizes = {self.upstream.hidden_sizes[i] for i in self.layers}
+        rates = {self.upstream.downsample_rates[i] for i in self.layers}
+        if len(sizes) != 1 or len(rates) != 1:
+            raise ValueError(f"layers differ in size {sizes} or frame rate {rates}")
+        self._size, self._shift = sizes.pop(), rates.pop()
+        # (kernel, stride) of the convolutional front of wav2vec2-style models, to
+        # compute exact frame counts (s3prl rounds up and repeats the last frame).
+        self._convs = [
+            (m.kernel_size[0], m.stride[0])
+            for m in getattr(model, "feature_extractor", torch.nn.Module()).modules()
+            if isinstance(m, torch.nn.Conv1d)
+        ]
+        logger.info(f"s3prl {upstream}: {len(self.layers)} layers x {self._size}")
+
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def output_size(self) -> int:
+        return self._size
+
+    def frame_shift(self) -> int:
+        return self._shift
+
+    def _frame_lengths(self, lengths: torch.Tensor, s3prl_lengths: torch.Tensor):
+        if not self._convs:
+            return s3prl_lengths
+        out = lengths
+        for kernel, stride in self._convs:
+            out = torch.div(out - kernel, stride, rounding_mode="floor") + 1
+        return torch.minimum(out.clamp(min=1), s3prl_lengths)
+
+    def forward(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """See ``AbsMultiLayerFrontend.forward``; output (B, T, L, D)."""
+        hs, hs_lens = self.upstream(speech, speech_lengths)
+        feats = torch.stack([hs[i] for i in self.layers], dim=2)
+        lengths = self._frame_lengths(speech_lengths, hs_lens[self.layers[0]])
+        return feats[:, : int(lengths.max())], lengths

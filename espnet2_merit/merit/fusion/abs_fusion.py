@@ -1,0 +1,55 @@
+"""Interface of fusion modules: a stack of SSL layers -> one feature per task."""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Dict, Sequence, Tuple
+
+import torch
+
+
+@dataclass
+class FusionOutput:
+    """What a fusion module returns.
+
+    Attributes:
+        features: Task name -> (B, T, D') features; padding frames are zero.
+        losses: Auxiliary losses (e.g. ``balance_loss``, ``z_loss``), scalars.
+        usage: Task name -> (E,) share of the frames' routing mass per expert.
+        routes: Task name -> (experts (B, T, k) long, gates (B, T, k)) per frame;
+            padding frames hold expert -1 and gate 0.
+    """
+
+    features: Dict[str, torch.Tensor]
+    losses: Dict[str, torch.Tensor] = field(default_factory=dict)
+    usage: Dict[str, torch.Tensor] = field(default_factory=dict)
+    routes: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
+class AbsFusion(torch.nn.Module, ABC):
+    """Mixes L layers of D-dimensional features into a feature per task.
+
+    Args (common to all subclasses, passed by the task):
+        input_layers: L, layers in the frontend's stack.
+        input_size: D, size of each layer.
+        tasks: Names of the tasks that need a feature ("se", "ser").
+    """
+
+    def __init__(self, input_layers: int, input_size: int, tasks: Sequence[str]):
+        super().__init__()
+        if not tasks:
+            raise ValueError("fusion needs at least one task")
+        self.input_layers, self.input_size = input_layers, input_size
+        self.tasks = tuple(tasks)
+
+    @abstractmethod
+    def output_size(self) -> int:
+        """Size D' of each task's feature."""
+
+    @abstractmethod
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> FusionOutput:
+        """Fuse.
+
+        Args:
+            feats: (B, T, L, D) layer stack.
+            lengths: (B,) valid frames.
+        """

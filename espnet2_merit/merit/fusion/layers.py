@@ -1,0 +1,38 @@
+"""Building blocks shared by the fusion modules."""
+
+import torch
+import torch.nn.functional as F
+
+
+class PerLayerNorm(torch.nn.Module):
+    """An independent LayerNorm(D) for each of L layers, applied in one op.
+
+    Equivalent to L separate ``nn.LayerNorm(D)`` modules (as in the paper) but
+    without splitting the stack.
+    """
+
+    def __init__(self, num_layers: int, size: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(num_layers, size))
+        self.bias = torch.nn.Parameter(torch.zeros(num_layers, size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., L, D) -> (..., L, D)."""
+        return F.layer_norm(x, x.shape[-1:], eps=self.eps) * self.weight + self.bias
+
+
+class SoftmaxLayerWeights(torch.nn.Module):
+    """Learnable softmax weighting of L layers: (..., L, D) -> (..., D)."""
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.zeros(num_layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("...ld,l->...d", x, self.logits.softmax(0).to(x.dtype))
+
+
+def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B,) lengths -> (B, T) bool, True on valid frames."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]

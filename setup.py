@@ -1,0 +1,35 @@
+"""espnet2_merit: noise-robust speech emotion recognition jointly trained with speech
+enhancement (Sparse MERIT and its baselines) as an ESPnet2 plugin."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="espnet2_merit",
+    version="0.1.0",
+    description="Sparse MERIT: joint speech enhancement and emotion recognition "
+    "with mixture-of-experts SSL fusion, as an ESPnet2 task",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["espnet2_merit", "espnet2_merit.*"]),
+    install_requires=[
+        "espnet==202511",
+        "espnet-s3prl>=2026.5.14",
+        "espnet_model_zoo",
+        "torch>=2.6",
+        "torchaudio>=2.6",
+        "humanfriendly",
+        "pyyaml",
+        "soundfile",
+        "pesq",
+        "pystoi",
+        "scikit-learn",
+        "typeguard",
+        "tensorboard",
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest", "pytest-timeout", "black", "isort"],
+    },
+    license="Apache-2.0",
+)
