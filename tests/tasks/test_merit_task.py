@@ -190,3 +190,25 @@ def test_attribute_regressor_builds_and_trains(make_args):
     )
     loss.backward()
     assert torch.isfinite(loss) and "acc" not in stats
+
+
+def test_fbank_frontend_is_a_yaml_edit(data_dirs, tmp_path):
+    train, valid = data_dirs
+    conf = yaml.safe_load(TINY_CONFIGS[-1].read_text())
+    conf.update(frontend="fbank", frontend_conf={"n_mels": 40})
+    config = tmp_path / "fbank.yaml"
+    config.write_text(yaml.safe_dump(conf))
+    args = MeritTask.get_parser().parse_args(
+        ["--config", str(config), "--emotion_list", str(train / "emotion_list"),
+         *data_args(train, valid)]
+    )
+    model = MeritTask.build_model(args)
+    assert model.frontend.num_layers() == 1 and model.se_head.repeat == 1
+    wav = torch.randn(2, 16000)
+    lengths = torch.tensor([16000, 11111])
+    loss, stats, _ = model(
+        wav, lengths, speech_ref1=wav, speech_ref1_lengths=lengths,
+        emotion=torch.tensor([[0], [2]]),
+    )
+    loss.backward()
+    assert torch.isfinite(loss) and "se_loss" in stats and "ser_loss" in stats
