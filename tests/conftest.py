@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
-
 from merit_testing import data_args
+
 
 @pytest.fixture(scope="session")
 def tiny_wavlm(tmp_path_factory) -> Path:
@@ -34,10 +34,14 @@ def make_args(tiny_wavlm, data_dirs, tmp_path):
     def make(config, *extra, names=("speech", "speech_ref1", "emotion"), data=None):
         train, valid = data or data_dirs
         cmd = [
-            "--config", str(config),
-            "--frontend_conf", f"path_or_url={tiny_wavlm}",
-            "--emotion_list", str(train / "emotion_list"),
-            "--output_dir", str(tmp_path / "exp"),
+            "--config",
+            str(config),
+            "--frontend_conf",
+            f"path_or_url={tiny_wavlm}",
+            "--emotion_list",
+            str(train / "emotion_list"),
+            "--output_dir",
+            str(tmp_path / "exp"),
             *data_args(train, valid, names),
             *extra,
         ]

@@ -8,7 +8,6 @@ TINY_CONFIGS = sorted((CONF / "tuning").glob("train_*_tiny.yaml"))
 PAPER_CONFIGS = sorted(CONF.glob("*.yaml"))
 
 
-
 def data_args(train: Path, valid: Path, names=("speech", "speech_ref1", "emotion")):
     """Command-line data options for MeritTask."""
     files = {
@@ -21,6 +20,9 @@ def data_args(train: Path, valid: Path, names=("speech", "speech_ref1", "emotion
     for split, d in (("train", train), ("valid", valid)):
         for name in names:
             fname, kind = files[name]
-            cmd += [f"--{split}_data_path_and_name_and_type", f"{d}/{fname},{name},{kind}"]
+            cmd += [
+                f"--{split}_data_path_and_name_and_type",
+                f"{d}/{fname},{name},{kind}",
+            ]
         cmd += [f"--{split}_shape_file", f"{d}/wav.scp"]
     return cmd

@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from merit_testing import REPO, TINY_CONFIGS, data_args
 
 from espnet2_merit.bin.merit_train import main as train_main
-from merit_testing import REPO, TINY_CONFIGS, data_args
 
 
 def _final_losses(exp_dir):
     """Loss per split of the last epoch, from ESPnet's checkpoint reporter."""
-    state = torch.load(exp_dir / "checkpoint.pth", map_location="cpu", weights_only=False)
+    state = torch.load(
+        exp_dir / "checkpoint.pth", map_location="cpu", weights_only=False
+    )
     stats = state["reporter"]["stats"]
     last = max(stats)
     return {split: stats[last][split]["loss"] for split in ("train", "valid")}
@@ -50,10 +52,14 @@ def test_collect_stats_then_train_with_global_mvn(tiny_wavlm, data_dirs, tmp_pat
     train, valid = data_dirs
     config = next(c for c in TINY_CONFIGS if "sparse" in c.name)
     common = [
-        "--config", str(config),
-        "--frontend_conf", f"path_or_url={tiny_wavlm}",
-        "--emotion_list", str(train / "emotion_list"),
-        "--ngpu", "0",
+        "--config",
+        str(config),
+        "--frontend_conf",
+        f"path_or_url={tiny_wavlm}",
+        "--emotion_list",
+        str(train / "emotion_list"),
+        "--ngpu",
+        "0",
         *data_args(train, valid),
     ]
     stats_dir = tmp_path / "stats"
@@ -61,11 +67,16 @@ def test_collect_stats_then_train_with_global_mvn(tiny_wavlm, data_dirs, tmp_pat
     stats = np.load(stats_dir / "train" / "feats_stats.npz")
     assert int(stats["count"]) > 20 * 16000  # every sample of every utterance
     exp = tmp_path / "exp"
-    train_main([
-        *common,
-        "--normalize", "global_mvn",
-        "--normalize_conf", f"stats_file={stats_dir / 'train' / 'feats_stats.npz'}",
-        "--output_dir", str(exp),
-    ])
+    train_main(
+        [
+            *common,
+            "--normalize",
+            "global_mvn",
+            "--normalize_conf",
+            f"stats_file={stats_dir / 'train' / 'feats_stats.npz'}",
+            "--output_dir",
+            str(exp),
+        ]
+    )
     losses = _final_losses(exp)
     assert all(math.isfinite(v) for v in losses.values()), losses

@@ -32,22 +32,33 @@ def main(cmd=None):
 
     def data(split, d):
         return [
-            f"--{split}_data_path_and_name_and_type", f"{d}/wav.scp,speech,sound",
-            f"--{split}_data_path_and_name_and_type", f"{d}/spk1.scp,speech_ref1,sound",
-            f"--{split}_data_path_and_name_and_type", f"{d}/emotion,emotion,text",
+            f"--{split}_data_path_and_name_and_type",
+            f"{d}/wav.scp,speech,sound",
+            f"--{split}_data_path_and_name_and_type",
+            f"{d}/spk1.scp,speech_ref1,sound",
+            f"--{split}_data_path_and_name_and_type",
+            f"{d}/emotion,emotion,text",
         ]
 
     cmd = [
-        "--config", str(args.config),
-        "--frontend_conf", f"path_or_url={ckpt}",
-        "--emotion_list", str(train / "emotion_list"),
-        "--output_dir", str(out / "exp"),
-        "--max_epoch", str(args.max_epoch),
-        "--ngpu", "0",
+        "--config",
+        str(args.config),
+        "--frontend_conf",
+        f"path_or_url={ckpt}",
+        "--emotion_list",
+        str(train / "emotion_list"),
+        "--output_dir",
+        str(out / "exp"),
+        "--max_epoch",
+        str(args.max_epoch),
+        "--ngpu",
+        "0",
         *data("train", train),
         *data("valid", valid),
-        "--train_shape_file", str(train / "wav.scp"),
-        "--valid_shape_file", str(valid / "wav.scp"),
+        "--train_shape_file",
+        str(train / "wav.scp"),
+        "--valid_shape_file",
+        str(valid / "wav.scp"),
     ]
     from espnet2_merit.bin.merit_train import main as train_main
 

@@ -49,7 +49,9 @@ class Stft(torch.nn.Module):
         """
         frame_lengths = self.num_frames(lengths)
         spec = wav.new_zeros(
-            wav.size(0), int(frame_lengths.max()), self.n_fft // 2 + 1,
+            wav.size(0),
+            int(frame_lengths.max()),
+            self.n_fft // 2 + 1,
             dtype=torch.complex64 if wav.dtype != torch.float64 else torch.complex128,
         )
         for b, n in enumerate(lengths.tolist()):

@@ -265,15 +265,17 @@ class MeritTask(AbsTask):
         frontend_class = _choice(frontend_choices, args)
         frontend = frontend_class(**{"fs": args.fs, **args.frontend_conf})
         normalize_class = _choice(normalize_choices, args)
-        normalize = None if normalize_class is None else normalize_class(
-            **args.normalize_conf
+        normalize = (
+            None if normalize_class is None else normalize_class(**args.normalize_conf)
         )
 
         se_class = _choice(se_head_choices, args)
         ser_class = _choice(ser_head_choices, args)
         tasks = [t for t, c in (("se", se_class), ("ser", ser_class)) if c]
         if not tasks:
-            raise MeritInputError("se_head and ser_head are both none: nothing to train")
+            raise MeritInputError(
+                "se_head and ser_head are both none: nothing to train"
+            )
         fusion = _choice(fusion_choices, args)(
             input_layers=frontend.num_layers(),
             input_size=frontend.output_size(),

@@ -71,7 +71,9 @@ def make_wavlm_checkpoint(
     from s3prl.upstream.wavlm.WavLM import WavLM, WavLMConfig
 
     if shape not in WAVLM_SHAPES:
-        raise ValueError(f"unknown WavLM shape '{shape}': use one of {list(WAVLM_SHAPES)}")
+        raise ValueError(
+            f"unknown WavLM shape '{shape}': use one of {list(WAVLM_SHAPES)}"
+        )
     cfg = {**_COMMON, **WAVLM_SHAPES[shape]}
     torch.manual_seed(seed)
     model = WavLM(WavLMConfig(cfg))

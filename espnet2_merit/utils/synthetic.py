@@ -20,8 +20,12 @@ PROSODY: Dict[str, tuple] = {
     "N": (170.0, 0.12, 3.5, 0.25),
 }
 # Arousal, valence, dominance (1-7 scale) per class.
-ATTRIBUTES = {"A": (6.0, 2.0, 5.5), "S": (2.0, 2.5, 2.5), "H": (5.0, 6.0, 4.5),
-              "N": (3.5, 4.0, 4.0)}
+ATTRIBUTES = {
+    "A": (6.0, 2.0, 5.5),
+    "S": (2.0, 2.5, 2.5),
+    "H": (5.0, 6.0, 4.5),
+    "N": (3.5, 4.0, 4.0),
+}
 
 
 def voice(label: str, seconds: float, fs: int, rng: np.random.Generator):
@@ -63,7 +67,9 @@ def make_data_dir(
     outdir = Path(outdir)
     (outdir / "wav").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    files = {k: [] for k in ("wav.scp", "spk1.scp", "emotion", "emotion_attr", "utt2spk")}
+    files = {
+        k: [] for k in ("wav.scp", "spk1.scp", "emotion", "emotion_attr", "utt2spk")
+    }
     for i in range(num_utts):
         label = labels[i % len(labels)]
         uid = f"spk{i % 3}-utt{i:04d}"

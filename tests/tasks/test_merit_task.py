@@ -7,12 +7,11 @@ import pytest
 import soundfile
 import torch
 import yaml
+from merit_testing import PAPER_CONFIGS, TINY_CONFIGS, data_args
 
 from espnet2_merit.bin.merit_train import main as train_main
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.tasks.merit import MeritTask
-
-from merit_testing import PAPER_CONFIGS, TINY_CONFIGS, data_args
 
 
 @pytest.mark.parametrize("config", PAPER_CONFIGS + TINY_CONFIGS, ids=lambda p: p.name)
@@ -59,7 +58,9 @@ def test_balanced_class_weights(make_args, data_dirs, tmp_path):
     counts = np.array([11, 3, 3, 3])
     expected = 20 / (4 * counts)
     np.testing.assert_allclose(args.ser_loss_conf["class_weights"], expected, rtol=1e-5)
-    np.testing.assert_allclose(model.ser_loss.class_weights.numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        model.ser_loss.class_weights.numpy(), expected, rtol=1e-5
+    )
 
 
 def test_frontend_learning_rate_scale(make_args):
@@ -71,7 +72,9 @@ def test_frontend_learning_rate_scale(make_args):
     rest, frontend = optim.param_groups
     assert rest["lr"] == pytest.approx(0.002)
     assert frontend["lr"] == pytest.approx(0.0005)
-    n_frontend = sum(1 for n, _ in model.named_parameters() if n.startswith("frontend."))
+    n_frontend = sum(
+        1 for n, _ in model.named_parameters() if n.startswith("frontend.")
+    )
     assert len(frontend["params"]) == n_frontend > 0
     assert len(rest["params"]) + n_frontend == len(list(model.parameters()))
 
@@ -89,13 +92,19 @@ def _run(cmd):
 def base_cmd(tiny_wavlm, data_dirs, tmp_path):
     train, valid = data_dirs
 
-    def make(config=TINY_CONFIGS[-1], data=None, names=("speech", "speech_ref1", "emotion")):
+    def make(
+        config=TINY_CONFIGS[-1], data=None, names=("speech", "speech_ref1", "emotion")
+    ):
         tr, va = data or (train, valid)
         return [
-            "--config", str(config),
-            "--frontend_conf", f"path_or_url={tiny_wavlm}",
-            "--emotion_list", str(train / "emotion_list"),
-            "--output_dir", str(tmp_path / "exp"),
+            "--config",
+            str(config),
+            "--frontend_conf",
+            f"path_or_url={tiny_wavlm}",
+            "--emotion_list",
+            str(train / "emotion_list"),
+            "--output_dir",
+            str(tmp_path / "exp"),
             *data_args(tr, va, names),
         ]
 
@@ -167,16 +176,21 @@ def test_missing_audio_file(base_cmd, data_dirs, tmp_path):
 
 def test_mismatched_head_and_loss(make_args):
     args = make_args(TINY_CONFIGS[-1], "--ser_loss", "ccc")
-    with pytest.raises(MeritInputError, match="ser_loss 'ccc' trains on 'emotion_attr'"):
+    with pytest.raises(
+        MeritInputError, match="ser_loss 'ccc' trains on 'emotion_attr'"
+    ):
         MeritTask.build_model(args)
 
 
 def test_attribute_regressor_builds_and_trains(make_args):
     args = make_args(
         TINY_CONFIGS[-1],
-        "--ser_head", "attribute_regressor",
-        "--ser_loss", "ccc",
-        "--ser_loss_conf", "class_weights=null",
+        "--ser_head",
+        "attribute_regressor",
+        "--ser_loss",
+        "ccc",
+        "--ser_loss_conf",
+        "class_weights=null",
         names=("speech", "speech_ref1", "emotion_attr"),
     )
     args.ser_loss_conf = {}
@@ -184,7 +198,9 @@ def test_attribute_regressor_builds_and_trains(make_args):
     assert model.ser_head.output_size() == 3
     wav = torch.randn(2, 16000)
     loss, stats, _ = model(
-        wav, torch.tensor([16000, 12000]), speech_ref1=wav,
+        wav,
+        torch.tensor([16000, 12000]),
+        speech_ref1=wav,
         speech_ref1_lengths=torch.tensor([16000, 12000]),
         emotion_attr=torch.tensor([[5.0, 2.0, 4.0], [2.0, 3.0, 2.5]]),
     )
@@ -199,15 +215,23 @@ def test_fbank_frontend_is_a_yaml_edit(data_dirs, tmp_path):
     config = tmp_path / "fbank.yaml"
     config.write_text(yaml.safe_dump(conf))
     args = MeritTask.get_parser().parse_args(
-        ["--config", str(config), "--emotion_list", str(train / "emotion_list"),
-         *data_args(train, valid)]
+        [
+            "--config",
+            str(config),
+            "--emotion_list",
+            str(train / "emotion_list"),
+            *data_args(train, valid),
+        ]
     )
     model = MeritTask.build_model(args)
     assert model.frontend.num_layers() == 1 and model.se_head.repeat == 1
     wav = torch.randn(2, 16000)
     lengths = torch.tensor([16000, 11111])
     loss, stats, _ = model(
-        wav, lengths, speech_ref1=wav, speech_ref1_lengths=lengths,
+        wav,
+        lengths,
+        speech_ref1=wav,
+        speech_ref1_lengths=lengths,
         emotion=torch.tensor([[0], [2]]),
     )
     loss.backward()

@@ -9,16 +9,18 @@ import gc
 import numpy as np
 import pytest
 import yaml
+from merit_testing import PAPER_CONFIGS, data_args
 
 from espnet2_merit.tasks.merit import MeritTask
-from merit_testing import PAPER_CONFIGS, data_args
 
 D, L, E, H, OUT = 1024, 25, 3, 4096, 1024
 
 
 def _lstm(inp, hidden, layers=2):
-    per_dir = [4 * hidden * ((inp if i == 0 else 2 * hidden) + hidden) + 8 * hidden
-               for i in range(layers)]
+    per_dir = [
+        4 * hidden * ((inp if i == 0 else 2 * hidden) + hidden) + 8 * hidden
+        for i in range(layers)
+    ]
     return 2 * sum(per_dir)
 
 
@@ -56,14 +58,21 @@ def test_paper_config_builds_at_paper_scale(config, large_wavlm, data_dirs, tmp_
     train, valid = data_dirs
     stats = tmp_path / "feats_stats.npz"
     np.savez(stats, count=np.array(1000), sum=np.zeros(1), sum_square=np.ones(1) * 1000)
-    args = MeritTask.get_parser().parse_args([
-        "--config", str(config),
-        "--frontend_conf", "upstream=wavlm_local",
-        "--frontend_conf", f"path_or_url={large_wavlm}",
-        "--normalize_conf", f"stats_file={stats}",
-        "--emotion_list", str(train / "emotion_list"),
-        *data_args(train, valid),
-    ])
+    args = MeritTask.get_parser().parse_args(
+        [
+            "--config",
+            str(config),
+            "--frontend_conf",
+            "upstream=wavlm_local",
+            "--frontend_conf",
+            f"path_or_url={large_wavlm}",
+            "--normalize_conf",
+            f"stats_file={stats}",
+            "--emotion_list",
+            str(train / "emotion_list"),
+            *data_args(train, valid),
+        ]
+    )
     model = MeritTask.build_model(args)
     assert model.frontend.num_layers() == L and model.frontend.output_size() == D
     conf = yaml.safe_load(config.read_text())

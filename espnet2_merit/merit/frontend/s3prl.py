@@ -45,14 +45,19 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
         from s3prl.nn import S3PRLUpstream
 
         if fs != 16000:
-            raise ValueError(f"s3prl upstreams need 16 kHz input, the config says fs={fs}")
+            raise ValueError(
+                f"s3prl upstreams need 16 kHz input, the config says fs={fs}"
+            )
         if upstream not in S3PRLUpstream.available_names():
             raise ValueError(
                 f"frontend_conf.upstream='{upstream}' is not an s3prl upstream; "
                 "for a local WavLM checkpoint use 'wavlm_local' with path_or_url"
             )
         self.upstream = S3PRLUpstream(
-            upstream, path_or_url=path_or_url, normalize=normalize, extra_conf=extra_conf
+            upstream,
+            path_or_url=path_or_url,
+            normalize=normalize,
+            extra_conf=extra_conf,
         )
         model = getattr(self.upstream.upstream, "model", None)
         if model is not None and hasattr(model, "feature_grad_mult"):

@@ -91,7 +91,9 @@ class SparseMoEFusion(AbsFusion):
             raise ValueError(f"router_grad='{router_grad}': use 'gate' or 'none'")
         self.num_experts, self.top_k, self.router_grad = num_experts, top_k, router_grad
         self.norm = PerLayerNorm(input_layers, input_size)
-        self.combine = None if combine == "concat" else SoftmaxLayerWeights(input_layers)
+        self.combine = (
+            None if combine == "concat" else SoftmaxLayerWeights(input_layers)
+        )
         in_size = input_layers * input_size if combine == "concat" else input_size
         self._output_size = output_size
         self.experts = torch.nn.ModuleList(
@@ -155,7 +157,9 @@ class SparseMoEFusion(AbsFusion):
         slot[expert_ids, frame_ids] = torch.arange(len(frame_ids), device=slot.device)
         frames = torch.arange(num, device=tokens.device)[:, None]
         return {
-            t: (pairs[slot[r.experts, frames]] * r.gates[..., None].to(pairs.dtype)).sum(1)
+            t: (
+                pairs[slot[r.experts, frames]] * r.gates[..., None].to(pairs.dtype)
+            ).sum(1)
             for t, r in routing.items()
         }
 
@@ -184,9 +188,12 @@ class SparseMoEFusion(AbsFusion):
             if self.top_k == self.num_experts:  # dense: every expert is "chosen"
                 out.usage[t] = r.probs.detach().mean(0)
             else:
-                out.usage[t] = torch.bincount(
-                    r.experts.flatten(), minlength=self.num_experts
-                ).float() / r.experts.numel()
+                out.usage[t] = (
+                    torch.bincount(
+                        r.experts.flatten(), minlength=self.num_experts
+                    ).float()
+                    / r.experts.numel()
+                )
         if self.router_grad != "none":
             rs = list(routing.values())
             out.losses["balance_loss"] = torch.stack(
