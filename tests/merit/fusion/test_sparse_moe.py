@@ -1,0 +1,189 @@
+"""Routing of SparseMoEFusion: sparsity, sharing, gradients, balancing, padding."""
+
+import pytest
+import torch
+
+from espnet2_merit.merit.fusion.dense_moe import DenseMoEFusion
+from espnet2_merit.merit.fusion.sparse_moe import SparseMoEFusion, switch_balance_loss
+
+L, D = 3, 8
+
+
+def _fusion(tasks=("se", "ser"), **kw):
+    torch.manual_seed(0)
+    conf = dict(num_experts=4, hidden_size=16, output_size=5, top_k=1)
+    return SparseMoEFusion(L, D, tasks, **{**conf, **kw})
+
+
+def _count_rows(fusion):
+    """Rows each expert's first layer processes, via forward hooks."""
+    rows = [0] * len(fusion.experts)
+
+    def hook(i):
+        def fn(module, inputs, output):
+            rows[i] += inputs[0].shape[0]
+
+        return fn
+
+    for i, expert in enumerate(fusion.experts):
+        expert[0].register_forward_hook(hook(i))
+    return rows
+
+
+def _inputs(lengths=(7, 4)):
+    torch.manual_seed(1)
+    return torch.randn(len(lengths), max(lengths), L, D), torch.tensor(lengths)
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_only_k_experts_run_per_frame(top_k):
+    fusion = _fusion(tasks=("ser",), top_k=top_k)
+    rows = _count_rows(fusion)
+    feats, lengths = _inputs()
+    fusion(feats, lengths)
+    assert sum(rows) == top_k * int(lengths.sum())
+
+
+def test_frame_chosen_by_both_tasks_runs_once():
+    fusion = _fusion()
+    fusion.routers["se"].load_state_dict(fusion.routers["ser"].state_dict())
+    rows = _count_rows(fusion)
+    feats, lengths = _inputs()
+    out = fusion(feats, lengths)
+    assert torch.equal(out.routes["se"][0], out.routes["ser"][0])
+    assert sum(rows) == int(lengths.sum())  # not 2x
+
+
+def test_rows_equal_distinct_pairs():
+    fusion = _fusion(top_k=2)
+    rows = _count_rows(fusion)
+    feats, lengths = _inputs()
+    out = fusion(feats, lengths)
+    pairs = set()
+    for experts, _ in out.routes.values():
+        for b, t, k in (experts >= 0).nonzero().tolist():
+            pairs.add((b, t, int(experts[b, t, k])))
+    assert sum(rows) == len(pairs)
+    for e in range(4):
+        assert rows[e] == sum(1 for p in pairs if p[2] == e)
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_output_equals_dense_reference(top_k):
+    fusion = _fusion(top_k=top_k)
+    feats, lengths = _inputs()
+    out = fusion(feats, lengths)
+    x = fusion.norm(feats).flatten(2)
+    all_out = torch.stack([e(x) for e in fusion.experts], dim=2)  # (B, T, E, O)
+    for task, (experts, gates) in out.routes.items():
+        for b, n in enumerate(lengths.tolist()):
+            for t in range(n):
+                ref = sum(
+                    gates[b, t, j] * all_out[b, t, experts[b, t, j]]
+                    for j in range(top_k)
+                )
+                torch.testing.assert_close(out.features[task][b, t], ref)
+            assert out.features[task][b, n:].abs().sum() == 0
+
+
+def test_gates_are_router_probabilities_or_renormalised():
+    feats, lengths = _inputs()
+    top1 = _fusion(top_k=1)
+    out = top1(feats, lengths)
+    x = top1.norm(feats).flatten(2)
+    probs = top1.routers["ser"](x).softmax(-1)
+    experts, gates = out.routes["ser"]
+    valid = experts[..., 0] >= 0
+    chosen = probs.gather(-1, experts.clamp(min=0))[valid]
+    torch.testing.assert_close(gates[valid], chosen)
+    _, gates2 = _fusion(top_k=2)(feats, lengths).routes["ser"]
+    torch.testing.assert_close(gates2[valid].sum(-1), torch.ones(int(valid.sum())))
+
+
+def test_router_learns_from_task_features():
+    fusion = _fusion()
+    feats, lengths = _inputs()
+    out = fusion(feats, lengths)
+    (out.features["se"].pow(2).sum() + out.features["ser"].sum()).backward()
+    for task in ("se", "ser"):
+        grad = fusion.routers[task].weight.grad
+        assert grad is not None and grad.abs().sum() > 0
+
+
+def test_router_grad_none_gives_routers_nothing():
+    fusion = _fusion(router_grad="none")
+    feats, lengths = _inputs()
+    out = fusion(feats, lengths)
+    assert out.losses == {}
+    (out.features["se"].pow(2).sum() + out.features["ser"].sum()).backward()
+    for task in ("se", "ser"):
+        grad = fusion.routers[task].weight.grad
+        assert grad is None or grad.abs().sum() == 0
+    assert any(e[0].weight.grad is not None for e in fusion.experts)
+
+
+def test_balance_loss_hand_made_example():
+    # 4 frames, 2 experts: expert 0 chosen 3 times, expert 1 once.
+    probs = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.7, 0.3], [0.2, 0.8]])
+    experts = torch.tensor([[0], [0], [0], [1]])
+    f = torch.tensor([3 / 4, 1 / 4])
+    p = torch.tensor([(0.9 + 0.6 + 0.7 + 0.2) / 4, (0.1 + 0.4 + 0.3 + 0.8) / 4])
+    expected = 2 * (f * p).sum()  # = 2 * (0.75*0.6 + 0.25*0.4) = 1.1
+    assert float(expected) == pytest.approx(1.1)
+    assert float(switch_balance_loss(probs, experts)) == pytest.approx(1.1)
+
+
+def test_balance_loss_is_one_when_uniform():
+    probs = torch.full((6, 3), 1 / 3)
+    experts = torch.tensor([[0], [1], [2], [0], [1], [2]])
+    assert float(switch_balance_loss(probs, experts)) == pytest.approx(1.0)
+
+
+def test_padding_frames_change_nothing():
+    fusion = _fusion()
+    feats, lengths = _inputs(lengths=(5,))
+    padded = torch.cat([feats, 100 * torch.randn(1, 6, L, D)], dim=1)
+    a, b = fusion(feats, lengths), fusion(padded, lengths)
+    for task in ("se", "ser"):
+        torch.testing.assert_close(b.features[task][:, :5], a.features[task])
+        assert b.features[task][:, 5:].abs().sum() == 0
+        torch.testing.assert_close(b.usage[task], a.usage[task])
+        assert (b.routes[task][0][:, 5:] == -1).all()
+        assert (b.routes[task][1][:, 5:] == 0).all()
+    for name in a.losses:
+        torch.testing.assert_close(b.losses[name], a.losses[name])
+
+
+def test_dense_moe_is_softmax_mix_of_all_experts():
+    torch.manual_seed(0)
+    fusion = DenseMoEFusion(L, D, ("se", "ser"), num_experts=3, hidden_size=16,
+                            output_size=5)
+    rows = _count_rows(fusion)
+    feats, lengths = _inputs()
+    out = fusion(feats, lengths)
+    assert rows == [int(lengths.sum())] * 3  # each expert once per frame
+    x = fusion.norm(feats).flatten(2)
+    all_out = torch.stack([e(x) for e in fusion.experts], dim=2)
+    for task in ("se", "ser"):
+        probs = fusion.routers[task](x).softmax(-1)
+        ref = (probs[..., None] * all_out).sum(2)
+        for b, n in enumerate(lengths.tolist()):
+            torch.testing.assert_close(out.features[task][b, :n], ref[b, :n])
+        torch.testing.assert_close(out.usage[task].sum(), torch.tensor(1.0))
+
+
+def test_weighted_sum_combine_uses_layer_sized_input():
+    fusion = _fusion(combine="weighted_sum")
+    assert fusion.experts[0][0].in_features == D
+    feats, lengths = _inputs()
+    out = fusion(feats, lengths)
+    out.features["ser"].sum().backward()
+    assert fusion.combine.logits.grad is not None
+
+
+@pytest.mark.parametrize(
+    "kw", [dict(top_k=5), dict(combine="sum"), dict(router_grad="straight")]
+)
+def test_bad_settings_are_clear_errors(kw):
+    with pytest.raises(ValueError):
+        _fusion(**kw)
