@@ -28,6 +28,7 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
         extra_conf: Optional[dict] = None,
         layers: Optional[List[int]] = None,
         freeze_cnn: bool = True,
+        exact_padding: bool = True,
     ):
         """Build the upstream.
 
@@ -40,6 +41,12 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
             layers: Indices of hidden states to keep (default all).
             freeze_cnn: Keep the convolutional feature extractor frozen, as the
                 paper does (s3prl's default for WavLM/HuBERT).
+            exact_padding: Run utterances of different lengths one by one, so that
+                batched features equal unbatched ones. s3prl's WavLM/HuBERT mask
+                padding in chunks of about (but not exactly) 320 samples, so in a
+                padded batch a shorter utterance also attends to one partially
+                padded frame past its end. False runs one padded batch: faster on
+                a GPU, slightly batch-dependent near utterance ends.
         """
         super().__init__()
         from s3prl.nn import S3PRLUpstream
@@ -62,6 +69,7 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
         model = getattr(self.upstream.upstream, "model", None)
         if model is not None and hasattr(model, "feature_grad_mult"):
             model.feature_grad_mult = 0.0 if freeze_cnn else 1.0
+        self.exact_padding = exact_padding
         total = self.upstream.num_layers
         self.layers = list(range(total)) if layers is None else list(layers)
         for i in self.layers:
@@ -98,11 +106,26 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
             out = torch.div(out - kernel, stride, rounding_mode="floor") + 1
         return torch.minimum(out.clamp(min=1), s3prl_lengths)
 
-    def forward(
-        self, speech: torch.Tensor, speech_lengths: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """See ``AbsMultiLayerFrontend.forward``; output (B, T, L, D)."""
+    def _stack(self, speech: torch.Tensor, speech_lengths: torch.Tensor):
         hs, hs_lens = self.upstream(speech, speech_lengths)
         feats = torch.stack([hs[i] for i in self.layers], dim=2)
         lengths = self._frame_lengths(speech_lengths, hs_lens[self.layers[0]])
         return feats[:, : int(lengths.max())], lengths
+
+    def forward(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """See ``AbsMultiLayerFrontend.forward``; output (B, T, L, D)."""
+        if not self.exact_padding or bool((speech_lengths == speech_lengths[0]).all()):
+            return self._stack(speech, speech_lengths)
+        outs = [
+            self._stack(speech[b : b + 1, :n], speech_lengths[b : b + 1])
+            for b, n in enumerate(speech_lengths.tolist())
+        ]
+        lengths = torch.cat([length for _, length in outs])
+        feats = speech.new_zeros(
+            len(outs), int(lengths.max()), len(self.layers), self._size
+        )
+        for b, (f, length) in enumerate(outs):
+            feats[b, : int(length[0])] = f[0, : int(length[0])]
+        return feats, lengths

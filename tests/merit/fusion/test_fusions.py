@@ -12,7 +12,11 @@ L, D = 4, 6
 MOE = dict(num_experts=3, hidden_size=12, output_size=5)
 FUSIONS = {
     "sparse_top1": (SparseMoEFusion, dict(MOE, top_k=1), 5),
-    "sparse_top2_wsum": (SparseMoEFusion, dict(MOE, top_k=2, combine="weighted_sum"), 5),
+    "sparse_top2_wsum": (
+        SparseMoEFusion,
+        dict(MOE, top_k=2, combine="weighted_sum"),
+        5,
+    ),
     "sparse_hard": (SparseMoEFusion, dict(MOE, router_grad="none"), 5),
     "dense": (DenseMoEFusion, MOE, 5),
     "weighted_sum": (WeightedSumFusion, {}, D),
@@ -77,7 +81,8 @@ def test_single_task_fusion():
 def test_last_layer_picks_the_layer():
     feats = torch.randn(1, 3, L, D)
     fusion = LastLayerFusion(L, D, ("ser",), layer=1)
-    torch.testing.assert_close(fusion(feats, torch.tensor([3])).features["ser"],
-                               feats[:, :, 1])
+    torch.testing.assert_close(
+        fusion(feats, torch.tensor([3])).features["ser"], feats[:, :, 1]
+    )
     with pytest.raises(ValueError):
         LastLayerFusion(L, D, ("ser",), layer=L)

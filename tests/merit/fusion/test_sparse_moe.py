@@ -156,8 +156,9 @@ def test_padding_frames_change_nothing():
 
 def test_dense_moe_is_softmax_mix_of_all_experts():
     torch.manual_seed(0)
-    fusion = DenseMoEFusion(L, D, ("se", "ser"), num_experts=3, hidden_size=16,
-                            output_size=5)
+    fusion = DenseMoEFusion(
+        L, D, ("se", "ser"), num_experts=3, hidden_size=16, output_size=5
+    )
     rows = _count_rows(fusion)
     feats, lengths = _inputs()
     out = fusion(feats, lengths)
