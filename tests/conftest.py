@@ -26,25 +26,27 @@ def data_dirs(tmp_path_factory):
 
 
 @pytest.fixture
-def make_args(tiny_wavlm, data_dirs, tmp_path):
-    """Factory: parsed MeritTask arguments for a config, on the tiny WavLM and the
-    generated data, with extra command-line options appended."""
-    from espnet2_merit.tasks.merit import MeritTask
+def train_cmd(tiny_wavlm, data_dirs, tmp_path):
+    """Factory: merit_train options for a config on the tiny WavLM and the generated
+    data (``data=(train, valid)`` to swap the data dirs), ``extra`` appended."""
 
     def make(config, *extra, names=("speech", "speech_ref1", "emotion"), data=None):
         train, valid = data or data_dirs
-        cmd = [
-            "--config",
-            str(config),
-            "--frontend_conf",
-            f"path_or_url={tiny_wavlm}",
-            "--emotion_list",
-            str(train / "emotion_list"),
-            "--output_dir",
-            str(tmp_path / "exp"),
+        return [
+            "--config", str(config),
+            "--frontend_conf", f"path_or_url={tiny_wavlm}",
+            "--emotion_list", str(train / "emotion_list"),
+            "--output_dir", str(tmp_path / "exp"),
             *data_args(train, valid, names),
             *extra,
-        ]
-        return MeritTask.get_parser().parse_args(cmd)
+        ]  # fmt: skip
 
     return make
+
+
+@pytest.fixture
+def make_args(train_cmd):
+    """Factory: parsed MeritTask arguments for ``train_cmd(...)``."""
+    from espnet2_merit.tasks.merit import MeritTask
+
+    return lambda *a, **kw: MeritTask.get_parser().parse_args(train_cmd(*a, **kw))

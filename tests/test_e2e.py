@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from merit_testing import REPO, TINY_CONFIGS, data_args
+from merit_testing import REPO, TINY_CONFIGS
 
 from espnet2_merit.bin.merit_train import main as train_main
 
@@ -46,22 +46,11 @@ def test_demo_trains_one_epoch(tmp_path):
 
 
 @pytest.mark.slow
-def test_collect_stats_then_train_with_global_mvn(tiny_wavlm, data_dirs, tmp_path):
+def test_collect_stats_then_train_with_global_mvn(train_cmd, tmp_path):
     """The recipe's protocol: --collect_stats gives the waveform mean/variance that
     normalize: global_mvn uses (z-normalisation with training-set statistics)."""
-    train, valid = data_dirs
     config = next(c for c in TINY_CONFIGS if "sparse" in c.name)
-    common = [
-        "--config",
-        str(config),
-        "--frontend_conf",
-        f"path_or_url={tiny_wavlm}",
-        "--emotion_list",
-        str(train / "emotion_list"),
-        "--ngpu",
-        "0",
-        *data_args(train, valid),
-    ]
+    common = train_cmd(config, "--ngpu", "0")
     stats_dir = tmp_path / "stats"
     train_main([*common, "--collect_stats", "true", "--output_dir", str(stats_dir)])
     stats = np.load(stats_dir / "train" / "feats_stats.npz")

@@ -89,26 +89,8 @@ def _run(cmd):
 
 
 @pytest.fixture
-def base_cmd(tiny_wavlm, data_dirs, tmp_path):
-    train, valid = data_dirs
-
-    def make(
-        config=TINY_CONFIGS[-1], data=None, names=("speech", "speech_ref1", "emotion")
-    ):
-        tr, va = data or (train, valid)
-        return [
-            "--config",
-            str(config),
-            "--frontend_conf",
-            f"path_or_url={tiny_wavlm}",
-            "--emotion_list",
-            str(train / "emotion_list"),
-            "--output_dir",
-            str(tmp_path / "exp"),
-            *data_args(tr, va, names),
-        ]
-
-    return make
+def base_cmd(train_cmd):
+    return lambda config=TINY_CONFIGS[-1], **kw: train_cmd(config, **kw)
 
 
 def test_unknown_fusion_is_a_clear_error(base_cmd, tmp_path):

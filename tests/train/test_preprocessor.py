@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from espnet2_merit.errors import MeritInputError
+from espnet2_merit.train.preprocessor import MeritPreprocessor
+
+
+def _pre(train=False, **kw):
+    return MeritPreprocessor(train, emotion_list=["A", "S", "H", "N"], **kw)
+
+
+def test_labels_and_attributes():
+    out = _pre()(
+        "u1",
+        {"speech": np.zeros(10), "emotion": "H", "emotion_attr": "4.5 2.0 3.25"},
+    )
+    assert out["emotion"].tolist() == [2]
+    np.testing.assert_allclose(out["emotion_attr"], [4.5, 2.0, 3.25])
+    assert out["speech"].dtype == np.float32
+
+
+def test_unknown_label_is_an_error_never_class_zero():
+    with pytest.raises(MeritInputError, match="utterance 'u7': emotion label 'X'"):
+        _pre()("u7", {"speech": np.zeros(10), "emotion": "X"})
+
+
+@pytest.mark.parametrize("text", ["4.5 2.0", "a b c", ""])
+def test_bad_attributes(text):
+    with pytest.raises(MeritInputError, match="3 numbers"):
+        _pre()("u1", {"speech": np.zeros(10), "emotion_attr": text})
+
+
+def test_multichannel_and_length_mismatch():
+    with pytest.raises(MeritInputError, match="mono"):
+        _pre()("u1", {"speech": np.zeros((10, 2))})
+    with pytest.raises(MeritInputError, match="speech_ref1 has 9"):
+        _pre()("u1", {"speech": np.zeros(10), "speech_ref1": np.zeros(9)})
+
+
+def test_training_crop_keeps_speech_and_reference_aligned():
+    np.random.seed(0)
+    speech = np.arange(48000, dtype=np.float32)
+    pre = _pre(train=True, fs=16000, max_speech_sec=1.0)
+    out = pre("u1", {"speech": speech, "speech_ref1": speech.copy()})
+    assert len(out["speech"]) == 16000
+    np.testing.assert_array_equal(out["speech"], out["speech_ref1"])
+    # Validation never crops.
+    assert (
+        len(_pre(train=False, max_speech_sec=1.0)("u", {"speech": speech})["speech"])
+        == 48000
+    )
