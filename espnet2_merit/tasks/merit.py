@@ -8,8 +8,6 @@ from typing import Callable, Collection, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 from espnet2.layers.abs_normalize import AbsNormalize
-from espnet2.layers.global_mvn import GlobalMVN
-from espnet2.layers.utterance_mvn import UtteranceMVN
 from espnet2.tasks.abs_task import AbsTask, optim_classes
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
@@ -19,6 +17,7 @@ from espnet2.utils.types import float_or_none, str2bool, str_or_none
 from typeguard import typechecked
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.layers.normalize import WaveGlobalMVN, WaveUtteranceMVN
 from espnet2_merit.merit.espnet_model import ESPnetMeritModel
 from espnet2_merit.merit.frontend.abs_frontend import AbsMultiLayerFrontend
 from espnet2_merit.merit.frontend.fbank import FbankFrontend
@@ -47,7 +46,7 @@ frontend_choices = ClassChoices(
 )
 normalize_choices = ClassChoices(
     "normalize",
-    classes=dict(global_mvn=GlobalMVN, utterance_mvn=UtteranceMVN),
+    classes=dict(global_mvn=WaveGlobalMVN, utterance_mvn=WaveUtteranceMVN),
     type_check=AbsNormalize,
     default=None,
     optional=True,
