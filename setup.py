@@ -29,7 +29,15 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "black", "isort"],
+        "test": [
+            "pytest",
+            "pytest-timeout",
+            "black",
+            "isort",
+            "onnx",
+            "onnxruntime",
+        ],
     },
+    entry_points={"console_scripts": ["merit=espnet2_merit.bin.merit_cli:main"]},
     license="Apache-2.0",
 )

@@ -50,3 +50,35 @@ def make_args(train_cmd):
     from espnet2_merit.tasks.merit import MeritTask
 
     return lambda *a, **kw: MeritTask.get_parser().parse_args(train_cmd(*a, **kw))
+
+
+@pytest.fixture(scope="session")
+def trained_exp(tiny_wavlm, data_dirs, tmp_path_factory):
+    """A tiny sparse MERIT trained for one epoch by ESPnet's trainer, with global
+    waveform statistics (a file the config points to, as in the recipe).
+
+    Returns (config.yaml, best checkpoint).
+    """
+    import numpy as np
+    from merit_testing import TINY_CONFIGS
+
+    from espnet2_merit.bin.merit_train import main as train_main
+
+    root = tmp_path_factory.mktemp("trained")
+    stats = root / "feats_stats.npz"
+    np.savez(stats, count=np.array(1000), sum=np.zeros(1), sum_square=np.full(1, 10.0))
+    train, valid = data_dirs
+    config = next(c for c in TINY_CONFIGS if "sparse" in c.name)
+    train_main(
+        [
+            "--config", str(config),
+            "--frontend_conf", f"path_or_url={tiny_wavlm}",
+            "--normalize", "global_mvn",
+            "--normalize_conf", f"stats_file={stats}",
+            "--emotion_list", str(train / "emotion_list"),
+            "--output_dir", str(root / "exp"),
+            "--ngpu", "0",
+            *data_args(train, valid),
+        ]
+    )  # fmt: skip
+    return root / "exp" / "config.yaml", root / "exp" / "valid.loss.best.pth"

@@ -22,6 +22,7 @@ def test_s3prl_stack_shape(s3prl_frontend, exact):
     fe = s3prl_frontend
     fe.exact_padding = exact
     assert (fe.num_layers(), fe.output_size(), fe.frame_shift()) == (3, 64, 320)
+    assert fe.min_samples() == 400  # WavLM conv receptive field
     _, batch, lengths = _pair()
     feats, flens = fe(batch, lengths)
     # Frames the convolutional front produces for the valid samples only.

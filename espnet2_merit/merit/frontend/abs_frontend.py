@@ -21,6 +21,10 @@ class AbsMultiLayerFrontend(torch.nn.Module, ABC):
     def frame_shift(self) -> int:
         """Samples between two output frames (320 for WavLM at 16 kHz)."""
 
+    def min_samples(self) -> int:
+        """Shortest input giving one full output frame (its receptive field)."""
+        return self.frame_shift()
+
     @abstractmethod
     def forward(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor

@@ -30,6 +30,7 @@ class FbankFrontend(AbsMultiLayerFrontend):
         )
         self.register_buffer("mel", mel, persistent=False)  # (F, n_mels)
         self.hop_length, self.n_mels = hop_length, n_mels
+        self.win_length = win_length
 
     def num_layers(self) -> int:
         return 1
@@ -39,6 +40,9 @@ class FbankFrontend(AbsMultiLayerFrontend):
 
     def frame_shift(self) -> int:
         return self.hop_length
+
+    def min_samples(self) -> int:
+        return self.win_length
 
     def forward(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor

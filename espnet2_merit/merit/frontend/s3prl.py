@@ -98,6 +98,12 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
     def frame_shift(self) -> int:
         return self._shift
 
+    def min_samples(self) -> int:
+        field = 1
+        for kernel, stride in reversed(self._convs):
+            field = (field - 1) * stride + kernel
+        return max(field, self._shift)
+
     def _frame_lengths(self, lengths: torch.Tensor, s3prl_lengths: torch.Tensor):
         if not self._convs:
             return s3prl_lengths
