@@ -5,6 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3.11}
+# espeak-ng and sox: the mini recipe's generated corpus and noise (their tests skip
+# without them). Installed only when missing, and only where apt-get exists.
+missing=""
+for tool in espeak-ng sox; do
+    command -v "${tool}" >/dev/null 2>&1 || missing="${missing} ${tool}"
+done
+if [ -n "${missing}" ] && command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    ${sudo} apt-get update -qq
+    ${sudo} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends ${missing} >/dev/null
+fi
 command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
 [ -x .venv/bin/python ] || uv venv -q -p "${python}" .venv
 # torchaudio 2.11 loads only with torch 2.11 (REFERENCE §4); espnet 202511 is the

@@ -12,6 +12,8 @@ from typing import Dict, Sequence, Union
 import numpy as np
 import soundfile
 
+from espnet2_merit.utils.mixing import mix
+
 # (pitch Hz, pitch range, syllables/s, amplitude) per class: angry, sad, happy, neutral.
 PROSODY: Dict[str, tuple] = {
     "A": (220.0, 0.35, 5.5, 0.5),
@@ -40,13 +42,6 @@ def voice(label: str, seconds: float, fs: int, rng: np.random.Generator):
     syllables = 0.5 * (1 + np.sin(2 * np.pi * rate * rng.uniform(0.8, 1.2) * t))
     wav = wav * syllables**2 * amp * rng.uniform(0.7, 1.3)
     return wav.astype(np.float32)
-
-
-def mix(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """Scale ``noise`` to ``snr_db`` against ``clean`` (power ratio) and add it."""
-    p_clean = np.mean(clean**2)
-    p_noise = np.mean(noise**2) + 1e-12
-    return clean + noise * np.sqrt(p_clean / (p_noise * 10 ** (snr_db / 10)))
 
 
 def make_data_dir(
@@ -78,7 +73,7 @@ def make_data_dir(
         if i % 2:  # babble-like: smoothed, amplitude-modulated noise
             noise = np.convolve(noise, np.ones(8) / 8, mode="same")
             noise *= 1 + 0.5 * np.sin(2 * np.pi * 3 * np.arange(len(noise)) / fs)
-        noisy = mix(clean, noise, snr_db)
+        noisy, _ = mix(clean, noise, snr_db)
         peak = max(1.0, float(np.abs(noisy).max()) / 0.9)  # no clipping
         for name, wav in (("noisy", noisy / peak), ("clean", clean / peak)):
             soundfile.write(outdir / "wav" / f"{uid}_{name}.wav", wav, fs)

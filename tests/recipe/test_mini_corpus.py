@@ -1,0 +1,160 @@
+"""The mini recipe's generated corpus (local/make_mini_msp_podcast.py) and noise
+(local/make_mini_noise.py): MSP-Podcast's layout, determinism, and that the real
+data preparation reads it. Needs espeak-ng (CI installs it: .ci/install.sh)."""
+
+import csv
+import importlib.util
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from merit_testing import REPO
+
+from espnet2_merit.utils.datadir import read_kaldi
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None,
+    reason="espeak-ng is not installed (apt-get install -y espeak-ng sox)",
+)
+
+
+def _load(name: str):
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, REPO / "local" / f"{name}.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+mini = _load("make_mini_msp_podcast")
+noise = _load("make_mini_noise")
+msp = _load("msp_podcast_data")
+
+NUMS = dict(num_train=24, num_dev=8, num_test=8)
+NAME = re.compile(r"^MSP-PODCAST_\d{4}_\d{4}\.wav$")
+
+
+def _rows(root: Path):
+    with open(root / "Labels" / "labels_consensus.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _files(root: Path):
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mini") / "corpus"
+    mini.generate(out, **NUMS, seed=3, nj=2)
+    return out
+
+
+def test_layout(root):
+    header = (root / "Labels" / "labels_consensus.csv").read_text().splitlines()[0]
+    assert header == "FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set"
+    rows = _rows(root)
+    wavs = sorted(p.name for p in (root / "Audios").iterdir())
+    assert wavs == sorted(r["FileName"] for r in rows)
+    assert all(NAME.match(w) for w in wavs)
+    assert [r["FileName"] for r in rows] == sorted(r["FileName"] for r in rows)
+    by_split = {}
+    for r in rows:
+        by_split.setdefault(r["Split_Set"], []).append(r)
+        assert all(1 <= float(r[a]) <= 7 for a in ("EmoAct", "EmoVal", "EmoDom"))
+        assert r["Gender"] in ("Male", "Female")
+    assert set(by_split) == {"Train", "Development", "Test1"}
+    for split, num in zip(("Train", "Development", "Test1"), NUMS.values()):
+        codes = [r["EmoClass"] for r in by_split[split]]
+        assert sum(c in "ASHN" for c in codes) == num
+        assert {"A", "S", "H", "N"} <= set(codes)
+        assert any(c in ("O", "X") for c in codes), split
+    assert any(r["SpkrID"] == "Unknown" for r in rows)
+    # Speakers (the voice behind a file name's first number) never cross splits.
+    speakers = {
+        s: {r["FileName"].split("_")[1] for r in rs} for s, rs in by_split.items()
+    }
+    assert not speakers["Train"] & (speakers["Development"] | speakers["Test1"])
+    assert not speakers["Development"] & speakers["Test1"]
+    for w in wavs:
+        info = soundfile.info(str(root / "Audios" / w))
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+        assert 1.5 <= info.frames / 16000 <= 3.5
+
+
+def test_same_seed_same_bytes_whatever_nj(root, tmp_path):
+    again = tmp_path / "again"
+    mini.generate(again, **NUMS, seed=3, nj=1)
+    assert _files(again) == _files(root)
+    other = tmp_path / "other"
+    mini.generate(other, num_train=4, num_dev=1, num_test=1, seed=4)
+    assert (other / "Labels" / "labels_consensus.csv").read_bytes() != (
+        root / "Labels" / "labels_consensus.csv"
+    ).read_bytes()
+
+
+def test_rerun_skips_and_new_options_regenerate(tmp_path, caplog):
+    out = tmp_path / "c"
+    mini.generate(out, num_train=4, num_dev=1, num_test=1, seed=0)
+    first = sorted(p.name for p in (out / "Audios").iterdir())
+    mtime = (out / "Audios" / first[0]).stat().st_mtime_ns
+    mini.generate(out, num_train=4, num_dev=1, num_test=1, seed=0)
+    assert (out / "Audios" / first[0]).stat().st_mtime_ns == mtime
+    mini.generate(out, num_train=2, num_dev=1, num_test=1, seed=1)
+    listed = {r["FileName"] for r in _rows(out)}
+    assert {p.name for p in (out / "Audios").iterdir()} == listed  # no stale files
+
+
+def test_classes_differ_in_loudness(root):
+    """Prosody carries the class: mean speech level orders S < N < A."""
+    level = {c: [] for c in "ASHN"}
+    for r in _rows(root):
+        if r["EmoClass"] in level:
+            wav, _ = soundfile.read(str(root / "Audios" / r["FileName"]))
+            frames = wav[: len(wav) // 160 * 160].reshape(-1, 160)
+            db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
+            level[r["EmoClass"]].append(db[db > db.max() - 30].mean())
+    mean = {c: np.mean(v) for c, v in level.items()}
+    assert mean["S"] < mean["N"] < mean["A"]
+
+
+def test_data_prep_reads_it(root, tmp_path):
+    summary = msp.prepare(root, tmp_path / "data", classes=4)
+    assert list(summary) == ["train", "dev", "test1"]
+    for name, num in zip(summary, NUMS.values()):
+        assert sum(summary[name][c] for c in "ASHN") == num
+        assert sum(n for k, n in summary[name].items() if k.startswith("excl")) >= 1
+        wav_scp = read_kaldi(tmp_path / "data" / name / "wav.scp")
+        assert all(Path(p).is_file() for p in wav_scp.values())
+    spk = read_kaldi(tmp_path / "data" / "train" / "utt2spk")
+    assert any(s.startswith("unk_") for s in spk.values())
+
+
+def test_noise(tmp_path):
+    out = tmp_path / "noise"
+    files = noise.generate(out, num_per_type=2, seed=1, nj=2)
+    assert sorted(files) == sorted(noise.NOISE_TYPES)
+    assert noise.UNSEEN_TYPE in files
+    for kind, paths in files.items():
+        assert sorted(p.name for p in (out / kind).iterdir()) == [
+            f"{kind}_000.wav", f"{kind}_001.wav",
+        ]  # fmt: skip
+        for p in paths:
+            wav, fs = soundfile.read(p)
+            assert fs == 16000 and wav.ndim == 1 and 4.0 <= len(wav) / fs <= 8.0
+            assert 0.02 < np.sqrt(np.mean(wav**2)) < 0.1 and np.abs(wav).max() <= 0.9
+    again = tmp_path / "again"
+    noise.generate(again, num_per_type=2, seed=1, nj=1)
+    assert _files(again) == _files(out)
+    third = tmp_path / "third"
+    noise.generate(third, num_per_type=1, types="white,pink", seed=2)
+    assert sorted(p.name for p in third.iterdir()) == [".done", "pink", "white"]
+    white = (third / "white" / "white_000.wav").read_bytes()
+    assert white != (out / "white" / "white_000.wav").read_bytes()

@@ -1,0 +1,480 @@
+"""Noise pools (local/prepare_noise.py), noise simulation (local/simulate_noise.py)
+and the mixing functions they use, on tiny generated speech and noise."""
+
+import importlib.util
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from merit_testing import REPO
+
+from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.mixing import fit_noise, mix
+from espnet2_merit.utils.synthetic import voice
+
+FS = 16000
+UTTS = [f"spk{i % 2}-utt{i}" for i in range(6)]
+
+
+def _load(name: str):
+    """A top-level local/ script as a module (registered, so workers can unpickle
+    its functions)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, REPO / "local" / f"{name}.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+prepare_noise = _load("prepare_noise")
+simulate_noise = _load("simulate_noise")
+
+
+def _write(path: Path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k} {v}\n" for k, v in sorted(rows)), encoding="utf-8")
+
+
+def _noise(kind: str, n: int, rng) -> np.ndarray:
+    if kind == "white":
+        return 0.1 * rng.standard_normal(n)
+    if kind == "hum":
+        return 0.2 * np.sin(2 * np.pi * 120 * np.arange(n) / FS) + 0.01 * rng.random(n)
+    noise = np.convolve(rng.standard_normal(n), np.ones(16) / 16, mode="same")
+    return noise * (1 + 0.5 * np.sin(2 * np.pi * 3 * np.arange(n) / FS))
+
+
+def make_noise_dir(root: Path, kind: str, num: int, seed: int) -> Path:
+    """``num`` noise files of 0.3-2 s (shorter and longer than the speech), wav and
+    flac, some in a sub-directory."""
+    rng = np.random.default_rng(seed)
+    for i in range(num):
+        sub = root / kind / ("sub" if i % 3 == 0 else "")
+        sub.mkdir(parents=True, exist_ok=True)
+        ext = "flac" if i % 2 else "wav"
+        wav = _noise(kind, int(rng.uniform(0.3, 2.0) * FS), rng)
+        soundfile.write(sub / f"{kind}{i:02d}.{ext}", wav, FS, subtype="PCM_16")
+    return root / kind
+
+
+def make_clean_dir(root: Path, gains=None, seconds=(1.0, 1.5), seed=0) -> Path:
+    """6 utterances of harmonic speech (PCM_16 wav) with labels."""
+    rng = np.random.default_rng(seed)
+    gains = gains or [0.3] * len(UTTS)
+    wav, emo, spk = [], [], []
+    for utt, gain, label in zip(UTTS, gains, "ASHNAS"):
+        x = voice(label, rng.uniform(*seconds), FS, rng)
+        x = x / np.abs(x).max() * gain
+        path = root / "audio" / f"{utt}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, x, FS, subtype="PCM_16")
+        wav.append((utt, path))
+        emo.append((utt, label))
+        spk.append((utt, utt.split("-")[0]))
+    _write(root / "wav.scp", wav)
+    _write(root / "emotion", emo)
+    _write(root / "utt2spk", spk)
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Seen noise types babble/white/hum (10 files each), unseen pink-ish (4), their
+    pools, and a clean data dir whose last utterance is loud (its mixtures clip)."""
+    root = tmp_path_factory.mktemp("corpus")
+    seen = [
+        make_noise_dir(root / "noise", k, 10, s)
+        for s, k in enumerate(["babble", "white", "hum"])
+    ]
+    unseen = [make_noise_dir(root / "noise_unseen", "babble", 4, 9)]
+    prepare_noise.main(
+        [
+            "--seen_dirs", " ".join(map(str, seen)),
+            "--unseen_dirs", " ".join(map(str, unseen)),
+            "--outdir", str(root / "pools"),
+            "--dev_ratio", "0.1", "--test_ratio", "0.2", "--seed", "0",
+        ]
+    )  # fmt: skip
+    clean = make_clean_dir(root / "clean", gains=[0.15, 0.1, 0.05, 0.15, 0.12, 0.99])
+    return {
+        "root": root,
+        "seen": seen,
+        "unseen": unseen,
+        "pools": root / "pools",
+        "clean": clean,
+    }
+
+
+def simulate(clean: Path, pool: Path, outdir: Path, *extra, snr="5", seed=0, nj=1):
+    opts = ["--snr", snr] if snr is not None else []
+    simulate_noise.main(
+        [
+            "--data_dir", str(clean), "--noise_scp", str(pool), "--outdir", str(outdir),
+            "--seed", str(seed), "--nj", str(nj), *opts, *extra,
+        ]
+    )  # fmt: skip
+    return outdir
+
+
+def read_table(path: Path):
+    rows = [line.split(maxsplit=1) for line in path.read_text().splitlines()]
+    return {k: v for k, v in rows}
+
+
+def achieved_snr(outdir: Path):
+    """utt -> (SNR of the written files, target SNR), measured from the written
+    clean and noisy files."""
+    noisy, clean, target = (
+        read_table(outdir / f) for f in ("wav.scp", "spk1.scp", "utt2snr")
+    )
+    out = {}
+    for utt in noisy:
+        x, fs_x = soundfile.read(noisy[utt], dtype="float64")
+        s, fs_s = soundfile.read(clean[utt], dtype="float64")
+        assert fs_x == fs_s and x.shape == s.shape
+        snr = 10 * np.log10(np.sum(s**2) / np.sum((x - s) ** 2))
+        out[utt] = (snr, float(target[utt]))
+    return out
+
+
+# ------------------------------------------------------------------------ mixing
+def test_fit_noise_tiles_a_short_noise_and_cuts_a_long_one():
+    rng = np.random.default_rng(0)
+    short = np.arange(7.0)
+    seg, offset = fit_noise(short, 20, rng)
+    assert seg.shape == (20,) and 0 <= offset < 7
+    np.testing.assert_array_equal(seg, np.roll(short, -offset)[np.arange(20) % 7])
+    long = np.arange(100.0)
+    seg, offset = fit_noise(long, 30, rng)
+    np.testing.assert_array_equal(seg, long[(offset + np.arange(30)) % 100])
+    offsets = {fit_noise(long, 30, rng)[1] for _ in range(50)}
+    assert len(offsets) > 30  # the shift is random, not always 0
+
+
+@pytest.mark.parametrize("snr", [-5.0, 0.0, 5.0, 10.0])
+def test_mix_reaches_the_snr_exactly(snr):
+    rng = np.random.default_rng(1)
+    clean = voice("A", 1.0, FS, rng)
+    noise = rng.standard_normal(len(clean)).astype(np.float32) * 3
+    noisy, scaled = mix(clean, noise, snr)
+    assert noisy.dtype == np.float32 and noisy.shape == clean.shape
+    np.testing.assert_allclose(noisy - clean, scaled, atol=1e-6)
+    got = 10 * np.log10(
+        np.mean(clean.astype(float) ** 2) / np.mean(scaled.astype(float) ** 2)
+    )
+    assert abs(got - snr) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "clean, noise, snr, match",
+    [
+        (np.zeros(10), np.ones(10), 0.0, "clean speech is silent"),
+        (np.ones(10), np.zeros(10), 0.0, "noise is silent"),
+        (np.ones(10), np.ones(9), 0.0, "same length"),
+        (np.ones(10), np.full(10, np.nan), 0.0, "NaN"),
+        (np.ones(10), np.ones(10), np.inf, "finite"),
+    ],
+)
+def test_mix_refuses_what_has_no_snr(clean, noise, snr, match):
+    with pytest.raises(MeritInputError, match=match):
+        mix(clean, noise, snr)
+    with pytest.raises(MeritInputError, match="no samples"):
+        fit_noise(np.zeros(0), 5, np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------- pools
+def test_pools_are_disjoint_cover_every_type_and_keep_unseen_apart(corpus):
+    pools = {p: read_table(corpus["pools"] / f"{p}.scp") for p in prepare_noise.POOLS}
+    assert {p: len(v) for p, v in pools.items()} == {
+        "train": 21, "dev": 3, "test_seen": 6, "test_unseen": 4
+    }  # fmt: skip
+    paths = [Path(v) for pool in pools.values() for v in pool.values()]
+    assert len(paths) == len(set(paths)) and all(p.is_absolute() for p in paths)
+    ids = [k for pool in pools.values() for k in pool]
+    assert len(ids) == len(set(ids))
+    seen = sorted(p for d in corpus["seen"] for p in d.rglob("*.*"))
+    assert (
+        sorted(
+            Path(v) for p in ("train", "dev", "test_seen") for v in pools[p].values()
+        )
+        == seen
+    )
+    unseen_dir = corpus["unseen"][0]
+    assert all(
+        Path(v).is_relative_to(unseen_dir) for v in pools["test_unseen"].values()
+    )
+    for pool in ("train", "dev", "test_seen"):  # every seen type in every pool
+        for d in corpus["seen"]:
+            assert any(Path(v).is_relative_to(d) for v in pools[pool].values()), (
+                pool,
+                d,
+            )
+
+
+def test_pools_follow_the_seed_and_not_the_location(corpus, tmp_path):
+    def split(seen, seed, out):
+        prepare_noise.main(
+            [
+                "--seen_dirs",
+                " ".join(map(str, seen)),
+                "--outdir",
+                str(out),
+                "--seed",
+                str(seed),
+            ]
+        )
+        return {
+            p: sorted(read_table(out / f"{p}.scp"))
+            for p in ("train", "dev", "test_seen")
+        }
+
+    first = split(corpus["seen"], 0, tmp_path / "a")
+    assert not (tmp_path / "a" / "test_unseen.scp").exists()
+    moved = tmp_path / "moved"
+    shutil.copytree(corpus["root"] / "noise", moved)
+    assert (
+        split([moved / d.name for d in reversed(corpus["seen"])], 0, tmp_path / "b")
+        == first
+    )
+    assert split(corpus["seen"], 1, tmp_path / "c") != first
+
+
+def test_prepare_noise_errors(corpus, tmp_path):
+    seen = " ".join(map(str, corpus["seen"]))
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "readme.txt").write_text("no audio")
+    few = tmp_path / "few"
+    few.mkdir()
+    for i in range(2):
+        soundfile.write(few / f"n{i}.wav", np.ones(100) * 0.1, FS)
+    cases = [
+        (["--seen_dirs", f"{seen} {tmp_path / 'nope'}"], "nope: no such directory"),
+        (["--seen_dirs", f"{seen} {empty}"], "empty: no audio files"),
+        (["--seen_dirs", seen, "--unseen_dirs", str(corpus["seen"][1])], "in both"),
+        (["--seen_dirs", str(few)], "2 audio file.* cannot be split"),
+        (["--seen_dirs", seen, "--dev_ratio", "0"], "--dev_ratio 0.0"),
+        (
+            ["--seen_dirs", seen, "--dev_ratio", "0.5", "--test_ratio", "0.5"],
+            "sum below 1",
+        ),
+    ]
+    for opts, match in cases:
+        with pytest.raises(SystemExit, match=f"prepare_noise.py: error: .*{match}"):
+            prepare_noise.main([*opts, "--outdir", str(tmp_path / "out")])
+    (few / "bad.wav").write_text("not audio")
+    with pytest.raises(SystemExit, match="bad.wav: cannot read audio"):
+        prepare_noise.main(["--seen_dirs", str(few), "--outdir", str(tmp_path / "out")])
+
+
+# -------------------------------------------------------------------- simulation
+@pytest.mark.parametrize("snr", ["-5", "0", "5", "10"])
+def test_written_mixtures_have_the_target_snr(corpus, tmp_path, snr):
+    out = simulate(
+        corpus["clean"], corpus["pools"] / "test_seen.scp", tmp_path / "sim", snr=snr
+    )
+    snrs = achieved_snr(out)
+    assert sorted(snrs) == sorted(UTTS)
+    for utt, (got, target) in snrs.items():
+        assert target == float(snr)
+        assert abs(got - target) < 0.1, (utt, got, target)
+    for path in read_table(out / "wav.scp").values():
+        info = soundfile.info(path)
+        assert (info.samplerate, info.channels, info.subtype) == (FS, 1, "PCM_16")
+        assert Path(path).parent == out.resolve() / "wavs"
+    # The loud utterance clips at low SNR: both it and its reference are scaled.
+    clean = read_table(out / "spk1.scp")
+    source = read_table(corpus["clean"] / "wav.scp")
+    loud = UTTS[-1]
+    if snr in ("-5", "0"):
+        assert clean[loud] == str(out.resolve() / "wavs" / f"{loud}_clean.wav")
+        assert (
+            np.abs(soundfile.read(read_table(out / "wav.scp")[loud])[0]).max()
+            <= 0.99 + 1e-4
+        )
+    assert all(clean[u] == source[u] for u in UTTS[:-1])  # unchanged: the input file
+    assert (out / "emotion").read_text() == (corpus["clean"] / "emotion").read_text()
+    assert (out / "utt2spk").read_text() == (corpus["clean"] / "utt2spk").read_text()
+    assert not (out / "utt2gender").exists()
+    noise_ids = read_table(corpus["pools"] / "test_seen.scp")
+    for utt, value in read_table(out / "utt2noise").items():
+        noise_id, offset = value.split()
+        assert noise_id in noise_ids and int(offset) >= 0
+
+
+def test_snr_range_draws_per_utterance(corpus, tmp_path):
+    out = simulate(
+        corpus["clean"],
+        corpus["pools"] / "train.scp",
+        tmp_path / "sim",
+        "--snr_range",
+        "0",
+        "10",
+        snr=None,
+    )
+    snrs = achieved_snr(out)
+    targets = [t for _, t in snrs.values()]
+    assert all(0 <= t <= 10 for t in targets) and len(set(targets)) > 3
+    assert all(abs(got - t) < 0.1 for got, t in snrs.values())
+    assert all(t == round(t, 2) for t in targets)
+
+
+def test_noise_is_the_fitted_segment_at_the_logged_offset(corpus, tmp_path):
+    """noisy - clean is the noise file shifted by the logged offset, tiled (a
+    noise shorter than the speech) or cut (longer), times one gain."""
+    rng = np.random.default_rng(5)
+    lengths = {"short": int(0.4 * FS), "long": int(3.0 * FS)}
+    for name, n in lengths.items():
+        soundfile.write(
+            tmp_path / f"{name}.wav", 0.1 * rng.standard_normal(n), FS, subtype="FLOAT"
+        )
+        _write(tmp_path / f"{name}.scp", [(name, tmp_path / f"{name}.wav")])
+        out = simulate(
+            corpus["clean"],
+            tmp_path / f"{name}.scp",
+            tmp_path / name,
+            "--subtype",
+            "FLOAT",
+        )
+        noise = soundfile.read(tmp_path / f"{name}.wav", dtype="float64")[0]
+        noisy, clean, log = (
+            read_table(out / f) for f in ("wav.scp", "spk1.scp", "utt2noise")
+        )
+        for utt in UTTS:
+            x = soundfile.read(noisy[utt], dtype="float64")[0]
+            s = soundfile.read(clean[utt], dtype="float64")[0]
+            noise_id, offset = log[utt].split()
+            assert noise_id == name
+            expected = noise[(int(offset) + np.arange(len(s))) % n]
+            gain = np.dot(x - s, expected) / np.dot(expected, expected)
+            np.testing.assert_allclose(x - s, gain * expected, atol=1e-6)
+
+
+def test_same_seed_same_bytes_for_any_nj(corpus, tmp_path):
+    pool = corpus["pools"] / "dev.scp"
+    a = simulate(corpus["clean"], pool, tmp_path / "a", snr="0", nj=1)
+    b = simulate(corpus["clean"], pool, tmp_path / "b", snr="0", nj=2)
+    c = simulate(corpus["clean"], pool, tmp_path / "c", snr="0", seed=1)
+    files = sorted(p.name for p in (a / "wavs").iterdir())
+    assert files == sorted(p.name for p in (b / "wavs").iterdir())
+    for name in files:
+        assert (a / "wavs" / name).read_bytes() == (b / "wavs" / name).read_bytes()
+    for name in ("utt2snr", "utt2noise", "emotion"):
+        assert (a / name).read_text() == (b / name).read_text()
+    assert (a / "wav.scp").read_text().replace(str(a), "") == (
+        b / "wav.scp"
+    ).read_text().replace(str(b), "")
+    differ = [
+        (a / "wavs" / f"{u}.wav").read_bytes() != (c / "wavs" / f"{u}.wav").read_bytes()
+        for u in UTTS
+    ]
+    assert all(differ)
+
+
+def test_noise_at_another_rate_is_resampled(corpus, tmp_path):
+    rng = np.random.default_rng(3)
+    noise = tmp_path / "n8k.wav"
+    stereo = 0.1 * rng.standard_normal((8000, 2))
+    soundfile.write(noise, stereo, 8000)
+    _write(tmp_path / "n.scp", [("n8k", noise)])
+    out = simulate(corpus["clean"], tmp_path / "n.scp", tmp_path / "sim", snr="-5")
+    for utt, (got, target) in achieved_snr(out).items():
+        assert abs(got - target) < 0.1
+        assert soundfile.info(read_table(out / "wav.scp")[utt]).samplerate == FS
+    offsets = [int(v.split()[1]) for v in read_table(out / "utt2noise").values()]
+    # offsets count samples of the noise at the speech's rate (1 s: 16000)
+    assert max(offsets) < 16000 and max(offsets) >= 8000
+
+
+def test_quiet_speech_falls_back_to_float(tmp_path):
+    """16 bits cannot hold a -10 dB noise under speech at -100 dBFS: such an
+    utterance is written as FLOAT, so its SNR is still right."""
+    clean = make_clean_dir(tmp_path / "clean", gains=[1e-5] + [0.3] * 5)
+    soundfile.write(
+        tmp_path / "n.wav", np.random.default_rng(0).standard_normal(FS) * 0.1, FS
+    )
+    _write(tmp_path / "n.scp", [("n", tmp_path / "n.wav")])
+    # the quiet source itself must hold its samples: rewrite it as float
+    src = read_table(clean / "wav.scp")[UTTS[0]]
+    x = voice("A", 1.2, FS, np.random.default_rng(0))
+    soundfile.write(src, x / np.abs(x).max() * 1e-5, FS, subtype="FLOAT")
+    out = simulate(clean, tmp_path / "n.scp", tmp_path / "sim", snr="10")
+    for utt, (got, target) in achieved_snr(out).items():
+        assert abs(got - target) < 0.1, (utt, got)
+    subtypes = {
+        u: soundfile.info(p).subtype for u, p in read_table(out / "wav.scp").items()
+    }
+    assert subtypes[UTTS[0]] == "FLOAT"
+    assert all(subtypes[u] == "PCM_16" for u in UTTS[1:])
+
+
+def test_rerun_skips_until_the_options_change(corpus, tmp_path, caplog):
+    pool = corpus["pools"] / "dev.scp"
+    out = simulate(corpus["clean"], pool, tmp_path / "sim", snr="5")
+    stamp = (out / "wavs" / f"{UTTS[0]}.wav").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO):
+        simulate(
+            corpus["clean"], pool, out, snr="5", nj=2
+        )  # --nj is not an option of the output
+    assert "skipped" in caplog.text
+    assert (out / "wavs" / f"{UTTS[0]}.wav").stat().st_mtime_ns == stamp
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        simulate(corpus["clean"], pool, out, snr="0")
+    assert "skipped" not in caplog.text
+    assert set(read_table(out / "utt2snr").values()) == {"0"}
+    # a crash leaves no .done: the next run starts over
+    (out / ".done").unlink()
+    (out / "wav.scp").unlink()
+    simulate(corpus["clean"], pool, out, snr="0")
+    assert (out / "wav.scp").is_file()
+
+
+def test_simulation_errors(corpus, tmp_path):
+    pool = corpus["pools"] / "dev.scp"
+    silent = make_clean_dir(tmp_path / "silent")
+    soundfile.write(read_table(silent / "wav.scp")[UTTS[2]], np.zeros(FS), FS)
+    zeros = tmp_path / "zeros.wav"
+    soundfile.write(zeros, np.zeros(FS), FS)
+    _write(tmp_path / "zeros.scp", [("z", zeros)])
+    (tmp_path / "empty.scp").write_text("")
+    broken = make_clean_dir(tmp_path / "broken")
+    Path(read_table(broken / "wav.scp")[UTTS[1]]).write_text("not audio")
+    cases = [
+        (silent, pool, [], f"'{UTTS[2]}': clean speech .* is silent"),
+        (corpus["clean"], tmp_path / "zeros.scp", [], "only silent segments"),
+        (corpus["clean"], tmp_path / "empty.scp", [], "noise pool is empty"),
+        (
+            corpus["clean"],
+            tmp_path / "nope.scp",
+            [],
+            "--noise_scp .*nope.scp: no such file",
+        ),
+        (tmp_path / "nodir", pool, [], "wav.scp: no such file"),
+        (broken, pool, [], f"'{UTTS[1]}': cannot read audio"),
+        (corpus["clean"], pool, ["--snr_range", "5", "0"], "expected LO <= HI"),
+    ]
+    for i, (data, noise, extra, match) in enumerate(cases):
+        snr = None if extra else "0"
+        with pytest.raises(SystemExit, match=f"simulate_noise.py: error: .*{match}"):
+            simulate(data, noise, tmp_path / f"out{i}", *extra, snr=snr, nj=1)
+
+
+def test_stereo_speech_is_downmixed_and_its_reference_written(corpus, tmp_path):
+    clean = make_clean_dir(tmp_path / "clean", gains=[0.1] * 6)
+    src = read_table(clean / "wav.scp")[UTTS[0]]
+    mono = soundfile.read(src, dtype="float64")[0]
+    soundfile.write(src, np.stack([mono, 0.5 * mono], axis=1), FS, subtype="PCM_16")
+    out = simulate(clean, corpus["pools"] / "dev.scp", tmp_path / "sim", snr="0")
+    ref = read_table(out / "spk1.scp")[UTTS[0]]
+    assert ref == str(out.resolve() / "wavs" / f"{UTTS[0]}_clean.wav")
+    np.testing.assert_allclose(soundfile.read(ref)[0], 0.75 * mono, atol=1 / 32768)
+    for got, target in achieved_snr(out).values():
+        assert abs(got - target) < 0.1
