@@ -1,0 +1,452 @@
+#!/usr/bin/env bash
+# The generic MERIT stage script (like ESPnet's asr.sh / enh.sh): from a corpus to
+# scored, packed joint speech-enhancement + emotion-recognition models.
+# A recipe's run.sh sets the options and calls this script; it needs only
+# `pip install -e .` of espnet2_merit (no ESPnet checkout, no Kaldi).
+#
+# Every stage prints what it does and is idempotent: finished work is marked with a
+# `.done` file (or written to `X.tmp` and renamed), so a re-run skips it and a crash
+# never leaves half-written outputs that a re-run trusts.
+
+set -euo pipefail
+
+log() {
+    local fname=${BASH_SOURCE[1]##*/}
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+min() { local a=$1; for b in "$@"; do [ "$b" -lt "$a" ] && a=$b; done; echo "$a"; }
+SECONDS=0
+
+# General
+stage=1
+stop_stage=13
+skip_stages=""       # e.g. "11 13"
+nj=4                 # parallel jobs for data preparation, statistics, scoring
+inference_nj=4       # parallel inference jobs
+ngpu=0               # GPUs for training (0: CPU)
+num_nodes=1          # nodes for training (ESPnet's multi-node launcher)
+gpu_inference=false
+dumpdir=dump
+expdir=exp
+datadir=data
+
+# Stage 1: corpus preparation (the recipe's local/data.sh)
+local_data_opts=""
+
+# Stage 2: noise simulation
+noise_seen_dirs=""     # noise directories split into train/dev/test pools ("seen")
+noise_unseen_dirs=""   # noise directories used only for the "unseen" test set
+noise_dev_ratio=0.1
+noise_test_ratio=0.2
+train_snr=5            # dB for train/dev: a number, or a range "lo:hi" (uniform)
+test_snrs="-5 0 5 10"  # dB, one test set per SNR and noise set
+noise_sets="seen unseen"
+sim_seed=0
+
+# Stages 3-4: formatting and filtering
+fs=16000
+min_sec=1.0
+max_sec=20.0
+
+# Data sets (names of stage-1 data dirs)
+train_set=train
+valid_set=dev
+test_sets="test1"
+
+# Stages 6-8: training
+step1_config=""        # step 1 (SSL frozen); empty: no step 1
+step1_args="--freeze_param frontend.upstream"
+train_config=""        # step 2 (joint fine-tuning)
+train_args=""
+tag=""                 # experiment name (default: from the config name)
+stats_dir=""           # default: ${expdir}/stats
+
+# Stage 9: inference
+inference_args=""
+inference_model=valid.loss.best.pth
+enh_exp=""             # SE-only experiment: its enhanced output feeds this model
+                       # (the SE pre-processing baseline)
+
+# Stage 11: comparison, "name=exp_dir" words; the first reference is this experiment
+compare_systems=""
+compare_reference=""
+
+# Stages 12-13: packing and upload
+packed_model=""        # default: ${exp}/packed/model.zip
+hf_repo=""             # Hugging Face repo "owner/name"; empty: skip the upload
+hf_dry_run=false       # prepare the upload directory but do not push
+
+help_message=$(cat << EOF
+Usage: $0 --train_config <config> [options]
+
+Stages: 1 data preparation, 2 noise simulation, 3 audio formatting, 4 duration
+filtering, 5 label lists, 6 statistics, 7 step-1 training, 8 step-2 training,
+9 inference, 10 scoring, 11 comparison, 12 packing, 13 upload.
+
+Options (default in brackets):
+  --stage / --stop_stage    Stages to run [${stage} / ${stop_stage}]
+  --skip_stages             Stages to skip in the range ["${skip_stages}"]
+  --nj / --inference_nj     Parallel jobs [${nj} / ${inference_nj}]
+  --ngpu / --num_nodes      Training GPUs per node / nodes [${ngpu} / ${num_nodes}]
+  --gpu_inference           Inference on GPU [${gpu_inference}]
+  --local_data_opts         Options of local/data.sh ["${local_data_opts}"]
+  --noise_seen_dirs         Noise dirs split into train/dev/test pools ["${noise_seen_dirs}"]
+  --noise_unseen_dirs       Noise dirs for the unseen test set only ["${noise_unseen_dirs}"]
+  --train_snr               Train/dev SNR in dB, or "lo:hi" [${train_snr}]
+  --test_snrs               Test SNRs in dB ["${test_snrs}"]
+  --noise_sets              Test noise sets ["${noise_sets}"]
+  --fs / --min_sec / --max_sec   Sampling rate, training durations [${fs} / ${min_sec} / ${max_sec}]
+  --train_set / --valid_set / --test_sets   Data sets [${train_set} / ${valid_set} / "${test_sets}"]
+  --step1_config / --step1_args   Step 1 (SSL frozen) ["${step1_config}" / "${step1_args}"]
+  --train_config / --train_args   Step 2 (joint) ["${train_config}" / "${train_args}"]
+  --tag                     Experiment name ["${tag}"]
+  --inference_model         Checkpoint to decode with [${inference_model}]
+  --inference_args          Options of merit_inference ["${inference_args}"]
+  --enh_exp                 SE-only experiment whose output this model classifies ["${enh_exp}"]
+  --compare_systems         "name=exp_dir ..." systems to compare ["${compare_systems}"]
+  --compare_reference       Reference system names ["${compare_reference}"]
+  --packed_model            Zip to write [${packed_model:-<exp>/packed/model.zip}]
+  --hf_repo / --hf_dry_run  Hugging Face upload ["${hf_repo}" / ${hf_dry_run}]
+EOF
+)
+
+log "$0 $*"
+run_args=$(printf '%q ' "$0" "$@")
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "${here}/scripts/utils/parse_options.sh" || exit 1
+if [ $# -ne 0 ]; then
+    log "${help_message}"
+    log "error: unexpected arguments: $*"
+    exit 2
+fi
+
+. ./path.sh
+. ./cmd.sh
+
+[ -z "${train_config}" ] && { log "error: --train_config is required"; exit 2; }
+[ -f "${train_config}" ] || { log "error: --train_config ${train_config}: no such file"; exit 2; }
+if [ -n "${step1_config}" ] && [ ! -f "${step1_config}" ]; then
+    log "error: --step1_config ${step1_config}: no such file"; exit 2
+fi
+
+run_stage() {  # run_stage N: is stage N selected?
+    [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ] && [[ " ${skip_stages} " != *" $1 "* ]]
+}
+
+# Names derived from the options
+if [ -z "${tag}" ]; then
+    tag=$(basename "${train_config}" .yaml)
+fi
+exp=${expdir}/merit_${tag}
+step1_exp=${expdir}/merit_${tag}_step1
+stats_dir=${stats_dir:-${expdir}/stats}
+packed_model=${packed_model:-${exp}/packed/model.zip}
+train_sim=${train_set}_sim
+valid_sim=${valid_set}_sim
+test_sim=()
+for dset in ${test_sets}; do
+    for noise in ${noise_sets}; do
+        for snr in ${test_snrs}; do
+            test_sim+=("${dset}_${noise}_snr${snr}")
+        done
+    done
+done
+emotion_list=${dumpdir}/raw/emotion_list
+
+# Options of merit_train shared by statistics and both training steps.
+data_opts() {  # data_opts SPLIT DIR
+    local split=$1 dir=$2
+    echo "--${split}_data_path_and_name_and_type ${dir}/wav.scp,speech,sound" \
+         "--${split}_data_path_and_name_and_type ${dir}/spk1.scp,speech_ref1,sound" \
+         "--${split}_data_path_and_name_and_type ${dir}/emotion,emotion,text"
+    if [ -f "${dir}/emotion_attr" ]; then
+        echo "--${split}_data_path_and_name_and_type ${dir}/emotion_attr,emotion_attr,text"
+    fi
+}
+
+if run_stage 1; then
+    log "Stage 1: data preparation (local/data.sh ${local_data_opts})"
+    if [ -f "${datadir}/.done" ]; then
+        log "skip: ${datadir}/.done exists (delete it to prepare again)"
+    else
+        # shellcheck disable=SC2086
+        local/data.sh ${local_data_opts}
+        touch "${datadir}/.done"
+    fi
+fi
+
+if run_stage 2; then
+    log "Stage 2: noise simulation: train/dev at ${train_snr} dB, tests at ${test_snrs} dB (${noise_sets})"
+    [ -z "${noise_seen_dirs}" ] && { log "error: --noise_seen_dirs is empty (set it in db.sh)"; exit 2; }
+    ${python} local/prepare_noise.py --seen_dirs "${noise_seen_dirs}" \
+        --unseen_dirs "${noise_unseen_dirs}" --outdir "${datadir}/noise" \
+        --dev_ratio "${noise_dev_ratio}" --test_ratio "${noise_test_ratio}" --seed "${sim_seed}"
+    snr_opts() { if [[ $1 == *:* ]]; then echo "--snr_range ${1%%:*} ${1##*:}"; else echo "--snr $1"; fi; }
+    # shellcheck disable=SC2046
+    ${python} local/simulate_noise.py --data_dir "${datadir}/${train_set}" \
+        --noise_scp "${datadir}/noise/train.scp" $(snr_opts "${train_snr}") \
+        --outdir "${datadir}/${train_sim}" --seed "${sim_seed}" --nj "${nj}"
+    # shellcheck disable=SC2046
+    ${python} local/simulate_noise.py --data_dir "${datadir}/${valid_set}" \
+        --noise_scp "${datadir}/noise/dev.scp" $(snr_opts "${train_snr}") \
+        --outdir "${datadir}/${valid_sim}" --seed "$((sim_seed + 1))" --nj "${nj}"
+    for dset in ${test_sets}; do
+        for noise in ${noise_sets}; do
+            for snr in ${test_snrs}; do
+                ${python} local/simulate_noise.py --data_dir "${datadir}/${dset}" \
+                    --noise_scp "${datadir}/noise/test_${noise}.scp" --snr "${snr}" \
+                    --outdir "${datadir}/${dset}_${noise}_snr${snr}" \
+                    --seed "$((sim_seed + 2))" --nj "${nj}"
+            done
+        done
+    done
+fi
+
+if run_stage 3; then
+    log "Stage 3: audio formatting: ${fs} Hz mono into ${dumpdir}/raw/org"
+    for dset in "${train_sim}" "${valid_sim}" "${test_sim[@]}"; do
+        if [ -f "${dumpdir}/raw/org/${dset}/.done" ]; then
+            log "skip: ${dumpdir}/raw/org/${dset}"
+            continue
+        fi
+        ${python} -m espnet2_merit.bin.merit_format_wav --fs "${fs}" --nj "${nj}" \
+            "${datadir}/${dset}" "${dumpdir}/raw/org/${dset}"
+        touch "${dumpdir}/raw/org/${dset}/.done"
+    done
+fi
+
+if run_stage 4; then
+    log "Stage 4: duration filtering of ${train_sim} and ${valid_sim}: ${min_sec}-${max_sec} s (test sets are kept whole)"
+    for dset in "${train_sim}" "${valid_sim}"; do
+        rm -rf "${dumpdir}/raw/${dset}.tmp"
+        ${python} -m espnet2_merit.bin.merit_filter --min_sec "${min_sec}" \
+            --max_sec "${max_sec}" --fs "${fs}" \
+            "${dumpdir}/raw/org/${dset}" "${dumpdir}/raw/${dset}.tmp"
+        rm -rf "${dumpdir}/raw/${dset}"
+        mv "${dumpdir}/raw/${dset}.tmp" "${dumpdir}/raw/${dset}"
+    done
+    for dset in "${test_sim[@]}"; do
+        rm -rf "${dumpdir}/raw/${dset}"
+        cp -r "${dumpdir}/raw/org/${dset}" "${dumpdir}/raw/${dset}"
+    done
+fi
+
+if run_stage 5; then
+    log "Stage 5: label list and class statistics: ${emotion_list}"
+    ${python} -m espnet2_merit.bin.merit_labels --emotion_list "${datadir}/emotion_list" \
+        --train_dir "${dumpdir}/raw/${train_sim}" \
+        --check_dirs "${dumpdir}/raw/${valid_sim}" "${test_sim[@]/#/${dumpdir}/raw/}" \
+        --outdir "${dumpdir}/raw"
+fi
+
+if run_stage 6; then
+    log "Stage 6: statistics (--collect_stats) in ${stats_dir}"
+    if [ -f "${stats_dir}/.done" ]; then
+        log "skip: ${stats_dir}/.done exists"
+    else
+        _logdir=${stats_dir}/logdir
+        rm -rf "${_logdir}"
+        mkdir -p "${_logdir}"
+        _nj=$(min "${nj}" "$(wc -l < "${dumpdir}/raw/${train_sim}/wav.scp")" \
+                          "$(wc -l < "${dumpdir}/raw/${valid_sim}/wav.scp")")
+        ${python} -m espnet2_merit.bin.merit_split --nj "${_nj}" \
+            "${dumpdir}/raw/${train_sim}/wav.scp" "${_logdir}/train" > /dev/null
+        ${python} -m espnet2_merit.bin.merit_split --nj "${_nj}" \
+            "${dumpdir}/raw/${valid_sim}/wav.scp" "${_logdir}/valid" > /dev/null
+        log "${_nj} jobs, log: ${_logdir}/stats.*.log"
+        # shellcheck disable=SC2046,SC2086
+        ${train_cmd} JOB=1:"${_nj}" "${_logdir}/stats.JOB.log" \
+            ${python} -m espnet2_merit.bin.merit_train --collect_stats true \
+                --config "${train_config}" --ngpu 0 --normalize none \
+                --emotion_list "${emotion_list}" \
+                $(data_opts train "${dumpdir}/raw/${train_sim}") \
+                $(data_opts valid "${dumpdir}/raw/${valid_sim}") \
+                --train_shape_file "${_logdir}/train/keys.JOB" \
+                --valid_shape_file "${_logdir}/valid/keys.JOB" \
+                --output_dir "${_logdir}/stats.JOB" ${train_args}
+        _dirs=()
+        for n in $(seq "${_nj}"); do _dirs+=(--input_dir "${_logdir}/stats.${n}"); done
+        ${python} -m espnet2.bin.aggregate_stats_dirs "${_dirs[@]}" \
+            --output_dir "${stats_dir}"
+        touch "${stats_dir}/.done"
+    fi
+fi
+
+train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS: one training run
+    local config=$1 out=$2 extra=$3 norm=""
+    if [ -f "${out}/.done" ]; then
+        log "skip: ${out}/.done exists"
+        return
+    fi
+    # global_mvn z-normalises waveforms with the stage-6 training-set statistics.
+    if grep -q "^normalize: *global_mvn" "${config}" || [[ ${extra} == *"--normalize global_mvn"* ]]; then
+        norm="--normalize_conf stats_file=${stats_dir}/train/feats_stats.npz"
+    fi
+    mkdir -p "${out}"
+    # One node: ESPnet spawns one process per GPU itself. Several nodes (Slurm): one
+    # srun task per node, ranks from Slurm, rendezvous through a shared file.
+    local launch=() dist=()
+    if [ "${num_nodes}" -gt 1 ]; then
+        launch=(srun --export=ALL)
+        dist=(--multiprocessing_distributed true --dist_launcher slurm
+              --dist_init_method "file://$(pwd)/${out}/.dist_init.$$")
+        [ "${ngpu}" -eq 0 ] && dist+=(--dist_backend gloo)
+    fi
+    log "training ${config} -> ${out} (log: ${out}/train.log)"
+    # shellcheck disable=SC2046,SC2086
+    ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" "${out}/train.log" \
+        "${launch[@]}" ${python} -m espnet2_merit.bin.merit_train --config "${config}" \
+            --output_dir "${out}" --ngpu "${ngpu}" "${dist[@]}" \
+            --resume true --emotion_list "${emotion_list}" ${norm} \
+            $(data_opts train "${dumpdir}/raw/${train_sim}") \
+            $(data_opts valid "${dumpdir}/raw/${valid_sim}") \
+            --train_shape_file "${dumpdir}/raw/${train_sim}/wav.scp" \
+            --valid_shape_file "${dumpdir}/raw/${valid_sim}/wav.scp" ${extra}
+    touch "${out}/.done"
+}
+
+if run_stage 7; then
+    if [ -n "${step1_config}" ]; then
+        log "Stage 7: step-1 training (SSL frozen): ${step1_config}"
+        train_step "${step1_config}" "${step1_exp}" "${step1_args}"
+    else
+        log "Stage 7: no --step1_config: skipped"
+    fi
+fi
+
+if run_stage 8; then
+    log "Stage 8: step-2 training (joint): ${train_config} -> ${exp}"
+    _init=""
+    if [ -n "${step1_config}" ]; then
+        [ -f "${step1_exp}/${inference_model}" ] || { log "error: ${step1_exp}/${inference_model} missing: run stage 7"; exit 1; }
+        _init="--init_param ${step1_exp}/${inference_model}"
+    fi
+    train_step "${train_config}" "${exp}" "${_init} ${train_args}"
+fi
+
+if run_stage 9; then
+    log "Stage 9: inference with ${exp}/${inference_model} on ${#test_sim[@]} sets"
+    [ -f "${exp}/${inference_model}" ] || { log "error: ${exp}/${inference_model} missing: run stage 8"; exit 1; }
+    _dir=${exp}/decode
+    _todo=()
+    for dset in "${test_sim[@]}"; do
+        [ -f "${_dir}/${dset}/.done" ] || _todo+=("${dset}")
+    done
+    if [ ${#_todo[@]} -eq 0 ]; then
+        log "skip: every set is decoded"
+    else
+        # One job list over all sets (keys "<set>__<utt>"): each job loads the model
+        # once, however many test sets and SNRs there are.
+        _logdir=${_dir}/logdir
+        rm -rf "${_logdir}"
+        mkdir -p "${_logdir}"
+        for dset in "${_todo[@]}"; do
+            if [ -n "${enh_exp}" ]; then  # SE pre-processing: classify enhanced speech
+                _scp=${enh_exp}/decode/${dset}/spk1.scp
+                [ -f "${_scp}" ] || { log "error: ${_scp} missing: decode ${enh_exp} first"; exit 1; }
+            else
+                _scp=${dumpdir}/raw/${dset}/wav.scp
+            fi
+            sed "s/^/${dset}__/" "${_scp}"
+        done | sort > "${_logdir}/all.scp"
+        _nj=$(${python} -m espnet2_merit.bin.merit_split --nj "${inference_nj}" \
+            "${_logdir}/all.scp" "${_logdir}/keys")
+        _ngpu=0
+        [ "${gpu_inference}" = true ] && _ngpu=1
+        log "${_nj} jobs, log: ${_logdir}/inference.*.log"
+        # shellcheck disable=SC2086
+        ${decode_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_logdir}/inference.JOB.log" \
+            ${python} -m espnet2_merit.bin.merit_inference --ngpu "${_ngpu}" \
+                --train_config "${exp}/config.yaml" \
+                --model_file "${exp}/${inference_model}" \
+                --data_path_and_name_and_type "${_logdir}/all.scp,speech,sound" \
+                --key_file "${_logdir}/keys/keys.JOB" \
+                --output_dir "${_logdir}/output.JOB" ${inference_args}
+        # Split the shards' outputs back into one directory per set.
+        for dset in "${_todo[@]}"; do
+            rm -rf "${_dir}/${dset}.tmp"
+            mkdir -p "${_dir}/${dset}.tmp"
+            for f in emotion posteriors emotion_attr spk1.scp \
+                     routing/se_usage routing/ser_usage routing/se_gate \
+                     routing/ser_gate routing/se_experts routing/ser_experts; do
+                if ls "${_logdir}"/output.*/"${f}" > /dev/null 2>&1; then
+                    mkdir -p "$(dirname "${_dir}/${dset}.tmp/${f}")"
+                    cat "${_logdir}"/output.*/"${f}" | { grep "^${dset}__" || true; } \
+                        | sed "s/^${dset}__//" | sort > "${_dir}/${dset}.tmp/${f}"
+                fi
+            done
+            if [ -f "${_logdir}/output.1/emotion_list" ]; then
+                cp "${_logdir}/output.1/emotion_list" "${_dir}/${dset}.tmp/"
+            fi
+            touch "${_dir}/${dset}.tmp/.done"
+            rm -rf "${_dir:?}/${dset}"
+            mv "${_dir}/${dset}.tmp" "${_dir}/${dset}"
+        done
+    fi
+fi
+
+if run_stage 10; then
+    log "Stage 10: scoring -> ${exp}/RESULTS.md"
+    for dset in "${test_sim[@]}"; do
+        _score=${exp}/decode/${dset}/score
+        if [ -f "${_score}/.done" ]; then
+            log "skip: ${_score}"
+            continue
+        fi
+        ${python} -m espnet2_merit.bin.merit_score --ref_dir "${dumpdir}/raw/${dset}" \
+            --hyp_dir "${exp}/decode/${dset}" --out_dir "${_score}" --nj "${nj}"
+        touch "${_score}/.done"
+    done
+    ${python} -m espnet2_merit.bin.merit_score --results "${exp}"
+fi
+
+if run_stage 11; then
+    if [ -n "${compare_systems}" ]; then
+        log "Stage 11: comparison of ${tag} with ${compare_systems}"
+        _ref=${compare_reference:-${tag}}
+        # shellcheck disable=SC2086
+        ${python} -m espnet2_merit.bin.merit_compare \
+            --systems "${tag}=${exp}" ${compare_systems} \
+            --reference ${_ref} --out "${expdir}/compare/RESULTS.md"
+    else
+        log "Stage 11: no --compare_systems: skipped"
+    fi
+fi
+
+if run_stage 12; then
+    log "Stage 12: packing ${packed_model}"
+    _opts=()
+    for f in "${exp}/RESULTS.md" "${exp}"/images/*.png "${exp}"/*.png; do
+        [ -f "${f}" ] && _opts+=(--option "${f}")
+    done
+    ${python} -m espnet2_merit.bin.merit_pack --train_config "${exp}/config.yaml" \
+        --model_file "${exp}/${inference_model}" --outpath "${packed_model}" "${_opts[@]}"
+    log "wrote ${packed_model}"
+fi
+
+if run_stage 13; then
+    if [ -z "${hf_repo}" ]; then
+        log "Stage 13: no --hf_repo: upload skipped"
+    else
+        log "Stage 13: upload ${packed_model} to https://huggingface.co/${hf_repo}"
+        _dir=${exp}/hf_${hf_repo//\//_}
+        rm -rf "${_dir}"
+        if [ "${hf_dry_run}" = true ]; then
+            mkdir -p "${_dir}"
+        else
+            command -v git-lfs > /dev/null || { log "error: git-lfs is not installed"; exit 1; }
+            git clone "https://huggingface.co/${hf_repo}" "${_dir}"
+        fi
+        ${python} -m espnet2_merit.bin.merit_hf_readme --packed_model "${packed_model}" \
+            --hf_repo "${hf_repo}" --exp "${exp}" --run_args "${run_args}" --outdir "${_dir}"
+        if [ "${hf_dry_run}" = true ]; then
+            log "dry run: ${_dir} holds what would be pushed:"
+            (cd "${_dir}" && find . -type f | sort)
+        else
+            (cd "${_dir}" && git lfs track "*.pth" "*.zip" "*.npz" "*.pt" \
+                && git add -A && git commit -m "Upload MERIT model ${tag}" && git push)
+        fi
+    fi
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Stage 1 of the mini recipe: generate a small MSP-Podcast-format corpus from
+# espeak-ng speech (emotion classes differ by prosody), generated noise pools and a
+# tiny random WavLM checkpoint, then prepare the corpus exactly as the real recipe.
+set -euo pipefail
+. ./path.sh
+. ./db.sh
+
+num_train=160
+num_dev=40
+num_test=60
+nj=2
+seed=0
+help_message="Usage: $0 [--num_train N] [--num_dev N] [--num_test N] [--nj N] [--seed N]"
+. scripts/utils/parse_options.sh || exit 1
+
+if ! command -v espeak-ng > /dev/null; then
+    echo "$0: espeak-ng is missing: apt-get install -y espeak-ng sox" >&2
+    exit 1
+fi
+if [ ! -f "${MSP_PODCAST}/Labels/labels_consensus.csv" ]; then
+    ${python} local/make_mini_msp_podcast.py --outdir "${MSP_PODCAST}" \
+        --num_train "${num_train}" --num_dev "${num_dev}" --num_test "${num_test}" \
+        --seed "${seed}" --nj "${nj}"
+fi
+if [ ! -f "${NOISE_ROOT}/.done" ]; then
+    ${python} local/make_mini_noise.py --outdir "${NOISE_ROOT}" --seed "${seed}"
+    touch "${NOISE_ROOT}/.done"
+fi
+# The tiny SSL model the tiny configs point to (frontend_conf.path_or_url).
+${python} -c "from espnet2_merit.utils.ssl_checkpoint import make_wavlm_checkpoint as m; \
+m('exp/ssl/wavlm_tiny.pt', 'tiny', seed=${seed})"
+${python} local/msp_podcast_data.py --corpus_dir "${MSP_PODCAST}" --outdir data \
+    --classes 4 --splits Train,Development,Test1

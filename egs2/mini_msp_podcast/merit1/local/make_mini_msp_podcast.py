@@ -1,0 +1,1 @@
+../../../../local/make_mini_msp_podcast.py

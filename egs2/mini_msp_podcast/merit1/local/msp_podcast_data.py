@@ -1,0 +1,1 @@
+../../../../local/msp_podcast_data.py

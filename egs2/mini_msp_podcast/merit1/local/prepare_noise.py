@@ -1,0 +1,1 @@
+../../../../local/prepare_noise.py

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The mini recipe: the MSP-Podcast recipe's stages on a small generated corpus in
+# MSP-Podcast's layout (espeak-ng speech whose emotion classes differ by prosody,
+# generated noise with babble held out as unseen) and a tiny random WavLM, so that
+# every stage runs on a CPU in minutes:
+#   ./run.sh                       # stages 1-13 (13: upload, skipped without --hf_repo)
+#   ./run.sh --stage 8 --train_config conf/tuning/train_naive_mtl_tiny.yaml
+set -euo pipefail
+
+. ./db.sh
+
+train_config=conf/tuning/train_sparse_merit_tiny.yaml
+
+./merit.sh \
+    --local_data_opts "--num_train 160 --num_dev 40 --num_test 60 --nj 2" \
+    --noise_seen_dirs "${NOISE_SEEN_DIRS}" \
+    --noise_unseen_dirs "${NOISE_UNSEEN_DIRS}" \
+    --train_set train --valid_set dev --test_sets "test1" \
+    --train_snr 5 --test_snrs "-5 0 5 10" \
+    --min_sec 1.0 --max_sec 20.0 \
+    --step1_config "${train_config}" \
+    --train_config "${train_config}" \
+    --train_args "--max_epoch 4" \
+    --ngpu 0 --nj 2 --inference_nj 2 \
+    "$@"

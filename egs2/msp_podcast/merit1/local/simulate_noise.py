@@ -1,0 +1,1 @@
+../../../../local/simulate_noise.py
