@@ -35,7 +35,6 @@ import logging
 import multiprocessing
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Sequence, Tuple
 
@@ -45,6 +44,7 @@ import soxr
 from tqdm import tqdm
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import entry_point
 from espnet2_merit.utils.datadir import atomic_write_text, write_audio
 from espnet2_merit.utils.synthetic import ATTRIBUTES
 
@@ -391,10 +391,7 @@ class _Serial:
 
 def main(cmd=None):
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s (%(name)s) %(levelname)s: %(message)s"
-    )
-    try:
+    with entry_point(PROG):
         label_file = generate(
             args.outdir,
             args.num_train,
@@ -403,8 +400,6 @@ def main(cmd=None):
             seed=args.seed,
             nj=args.nj,
         )
-    except MeritInputError as e:
-        sys.exit(f"{PROG}: error: {e}")
     logger.info(f"wrote {label_file}")
 
 

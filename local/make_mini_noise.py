@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_mini_msp_podcast import ACCENTS, VARIANTS, espeak  # noqa: E402 isort:skip
 
 from espnet2_merit.errors import MeritInputError  # noqa: E402
+from espnet2_merit.utils.cli import entry_point  # noqa: E402
 from espnet2_merit.utils.datadir import atomic_write_text, write_audio  # noqa: E402
 
 PROG = "make_mini_noise.py"
@@ -231,13 +232,8 @@ def generate(
 
 def main(cmd=None):
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s (%(name)s) %(levelname)s: %(message)s"
-    )
-    try:
+    with entry_point(PROG):
         generate(args.outdir, args.num_per_type, args.types, args.seed, args.nj)
-    except MeritInputError as e:
-        sys.exit(f"{PROG}: error: {e}")
 
 
 if __name__ == "__main__":

@@ -31,12 +31,12 @@ import argparse
 import csv
 import logging
 import math
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import entry_point
 from espnet2_merit.utils.datadir import atomic_write_text, write_kaldi
 
 PROG = "msp_podcast_data.py"
@@ -362,13 +362,8 @@ def format_summary(summary: Dict[str, Dict[str, int]], class_set: Sequence[str])
 
 def main(cmd=None):
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s (%(name)s) %(levelname)s: %(message)s"
-    )
-    try:
+    with entry_point(PROG):
         summary = prepare(args.corpus_dir, args.outdir, args.classes, args.splits)
-    except MeritInputError as e:
-        sys.exit(f"{PROG}: error: {e}")
     print(format_summary(summary, CLASS_SETS[args.classes]))
     logger.info(f"wrote {', '.join(str(args.outdir / s) for s in summary)}")
 

@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import logging
 import re
-import sys
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -28,6 +27,7 @@ import numpy as np
 import soundfile
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import entry_point
 from espnet2_merit.utils.datadir import write_kaldi
 
 PROG = "prepare_noise.py"
@@ -206,10 +206,7 @@ def prepare_noise(
 
 def main(cmd=None):
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s (%(name)s) %(levelname)s: %(message)s"
-    )
-    try:
+    with entry_point(PROG):
         prepare_noise(
             [Path(d) for d in args.seen_dirs.split()],
             [Path(d) for d in args.unseen_dirs.split()],
@@ -218,8 +215,6 @@ def main(cmd=None):
             test_ratio=args.test_ratio,
             seed=args.seed,
         )
-    except MeritInputError as e:
-        sys.exit(f"{PROG}: error: {e}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -49,6 +48,7 @@ import numpy as np
 from tqdm import tqdm
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import entry_point
 from espnet2_merit.utils.datadir import (
     PCM16_MAX,
     atomic_write_text,
@@ -363,13 +363,8 @@ def simulate(args: argparse.Namespace) -> Dict[str, Result]:
 
 def main(cmd=None):
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s (%(name)s) %(levelname)s: %(message)s"
-    )
-    try:
+    with entry_point(PROG):
         simulate(args)
-    except MeritInputError as e:
-        sys.exit(f"{PROG}: error: {e}")
 
 
 if __name__ == "__main__":

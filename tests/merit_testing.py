@@ -1,5 +1,7 @@
 """Constants and helpers shared by the tests (on the path via setup.cfg)."""
 
+import importlib.util
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,3 +28,16 @@ def data_args(train: Path, valid: Path, names=("speech", "speech_ref1", "emotion
             ]
         cmd += [f"--{split}_shape_file", f"{d}/wav.scp"]
     return cmd
+
+
+def load_local(name: str):
+    """A top-level ``local/`` script as a module (registered in ``sys.modules``, so
+    worker processes can unpickle its functions)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, REPO / "local" / f"{name}.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

@@ -21,7 +21,6 @@ import datetime
 import json
 import logging
 import math
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -36,6 +35,7 @@ from espnet2_merit.bin.merit_score import (
     read_per_utt,
 )
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import add_log_level, entry_point
 from espnet2_merit.metrics.significance import (
     paired_randomization_test,
     paired_wilcoxon,
@@ -271,32 +271,21 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--alpha", type=float, default=0.05, help="Level marked *")
-    parser.add_argument(
-        "--log_level",
-        type=lambda x: x.upper(),
-        default="INFO",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-    )
+    add_log_level(parser)
     return parser
 
 
 def main(cmd=None):
     parser = get_parser()
     args = parser.parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
     references = list(args.reference) + ([args.reference2] if args.reference2 else [])
-    try:
+    with entry_point(PROG, args.log_level):
         systems = parse_systems(args.systems)
         tables, results = compare(
             systems, references, args.decode_name, args.rounds, args.seed, args.alpha
         )
-    except MeritInputError as e:
-        sys.exit(f"{PROG}: error: {e}")
     date = f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z}"
     results.update(
         date=date,

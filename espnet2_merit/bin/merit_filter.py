@@ -15,11 +15,11 @@ import argparse
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Dict, Optional
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import entry_point
 from espnet2_merit.utils.datadir import (
     KEYED_TEXT_FILES,
     SOUND_SCPS,
@@ -116,13 +116,8 @@ def filter_dir(
 
 def main(cmd: Optional[list] = None):
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s (%(name)s) %(levelname)s: %(message)s"
-    )
-    try:
+    with entry_point(PROG):
         filter_dir(args.in_dir, args.out_dir, args.min_sec, args.max_sec, args.fs)
-    except MeritInputError as e:
-        sys.exit(f"{PROG}: error: {e}")
 
 
 if __name__ == "__main__":

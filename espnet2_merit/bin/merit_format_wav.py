@@ -21,7 +21,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Dict, NamedTuple, Optional
 
@@ -30,6 +29,7 @@ import soundfile
 from tqdm import tqdm
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import entry_point
 from espnet2_merit.utils.datadir import (
     KEYED_TEXT_FILES,
     PCM16_MAX,
@@ -204,13 +204,8 @@ def format_dir(in_dir: Path, out_dir: Path, fs: int, nj: int = 1) -> Dict[str, i
 
 def main(cmd: Optional[list] = None):
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s (%(name)s) %(levelname)s: %(message)s"
-    )
-    try:
+    with entry_point(PROG):
         format_dir(args.in_dir, args.out_dir, args.fs, args.nj)
-    except MeritInputError as e:
-        sys.exit(f"{PROG}: error: {e}")
 
 
 if __name__ == "__main__":

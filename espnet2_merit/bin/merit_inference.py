@@ -16,7 +16,6 @@ Recipe (stage 9), one shard of a data dir per job:
 import argparse
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -32,6 +31,7 @@ from espnet2.utils.types import str2bool, str2triple_str, str_or_none
 from typeguard import typechecked
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import entry_point
 from espnet2_merit.merit.espnet_model import ESPnetMeritModel
 from espnet2_merit.tasks.merit import MeritTask
 
@@ -596,14 +596,8 @@ def _write(text: _AtomicText, wav_dir: Path, key: str, res, s2e):
 def main(cmd=None):
     parser = get_parser()
     args = parser.parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
-    try:
+    with entry_point("merit_inference", args.log_level):
         inference(args)
-    except MeritInputError as e:
-        sys.exit(f"merit_inference: error: {e}")
 
 
 if __name__ == "__main__":

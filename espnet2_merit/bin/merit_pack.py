@@ -14,7 +14,6 @@ another machine.
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -23,6 +22,7 @@ import yaml
 from espnet2.main_funcs.pack_funcs import pack
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import entry_point
 
 # Config entries naming files the model is built from.
 _FILE_ENTRIES = (("normalize_conf", "stats_file"), ("frontend_conf", "path_or_url"))
@@ -96,10 +96,8 @@ def pack_model(
 
 def main(cmd=None):
     args = get_parser().parse_args(cmd)
-    try:
+    with entry_point("merit_pack"):
         pack_model(args.train_config, args.model_file, args.outpath, args.option)
-    except MeritInputError as e:
-        sys.exit(f"merit_pack: error: {e}")
 
 
 if __name__ == "__main__":

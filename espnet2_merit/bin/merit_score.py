@@ -38,6 +38,7 @@ import soundfile
 from tqdm import tqdm
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import add_log_level, entry_point
 from espnet2_merit.metrics.se import SE_METRICS, SSNR_DEFINITION, se_metrics
 from espnet2_merit.metrics.ser import (
     attribute_metrics,
@@ -729,23 +730,14 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--decode_dir", type=Path, help="With --results: default <exp>/decode"
     )
-    parser.add_argument(
-        "--log_level",
-        type=lambda x: x.upper(),
-        default="INFO",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-    )
+    add_log_level(parser)
     return parser
 
 
 def main(cmd=None):
     parser = get_parser()
     args = parser.parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
-    try:
+    with entry_point(PROG, args.log_level):
         if args.results is not None:
             print(write_results(args.results, args.decode_dir))
             logger.info(f"wrote {args.results / 'RESULTS.md'}")
@@ -769,8 +761,6 @@ def main(cmd=None):
             attribute_names=args.attribute_names,
         )
         logger.info(f"{args.hyp_dir.name}: {_one_line(summary)}")
-    except MeritInputError as e:
-        sys.exit(f"{PROG}: error: {e}")
 
 
 def _one_line(summary: Dict) -> str:

@@ -51,7 +51,7 @@ def test_stereo_44k_becomes_16k_mono(tmp_path, monkeypatch):
     stereo = np.stack([t, 0.5 * t], axis=1)  # mono mix: 0.75 x tone
     clean = stereo * 0.5
     noisy = stereo + 0.001 * rng.standard_normal(stereo.shape)
-    src = make_dir(tmp_path / "in", {"u1": (noisy, clean, 44100, "WAV", "PCM_16")})
+    make_dir(tmp_path / "in", {"u1": (noisy, clean, 44100, "WAV", "PCM_16")})
     monkeypatch.chdir(tmp_path)  # relative dirs: the lists still hold absolute paths
     merit_format_wav.main(["--fs", "16000", "--nj", "1", "in", "out"])
     out = tmp_path / "out"

@@ -3,16 +3,14 @@
 data preparation reads it. Needs espeak-ng (CI installs it: .ci/install.sh)."""
 
 import csv
-import importlib.util
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-from merit_testing import REPO
+from merit_testing import load_local
 
 from espnet2_merit.utils.datadir import read_kaldi
 
@@ -22,20 +20,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _load(name: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, REPO / "local" / f"{name}.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-mini = _load("make_mini_msp_podcast")
-noise = _load("make_mini_noise")
-msp = _load("msp_podcast_data")
+mini = load_local("make_mini_msp_podcast")
+noise = load_local("make_mini_noise")
+msp = load_local("msp_podcast_data")
 
 NUMS = dict(num_train=24, num_dev=8, num_test=8)
 NAME = re.compile(r"^MSP-PODCAST_\d{4}_\d{4}\.wav$")

@@ -1,32 +1,18 @@
 """MSP-Podcast data preparation (local/msp_podcast_data.py) on a tiny corpus in
 MSP-Podcast's layout, written here."""
 
-import importlib.util
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-from merit_testing import REPO
+from merit_testing import load_local
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.utils.datadir import read_kaldi
 
-
-def _load(name: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, REPO / "local" / f"{name}.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-msp = _load("msp_podcast_data")
+msp = load_local("msp_podcast_data")
 
 HEADER = "FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set"
 # (code, speaker, split) per row; attributes follow from the row number.

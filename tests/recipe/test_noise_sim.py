@@ -1,16 +1,14 @@
 """Noise pools (local/prepare_noise.py), noise simulation (local/simulate_noise.py)
 and the mixing functions they use, on tiny generated speech and noise."""
 
-import importlib.util
 import logging
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-from merit_testing import REPO
+from merit_testing import load_local
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.utils.mixing import fit_noise, mix
@@ -20,21 +18,8 @@ FS = 16000
 UTTS = [f"spk{i % 2}-utt{i}" for i in range(6)]
 
 
-def _load(name: str):
-    """A top-level local/ script as a module (registered, so workers can unpickle
-    its functions)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, REPO / "local" / f"{name}.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-prepare_noise = _load("prepare_noise")
-simulate_noise = _load("simulate_noise")
+prepare_noise = load_local("prepare_noise")
+simulate_noise = load_local("simulate_noise")
 
 
 def _write(path: Path, rows):

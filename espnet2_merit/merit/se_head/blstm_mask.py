@@ -1,7 +1,6 @@
 """BLSTM mask estimator on the log1p magnitude, conditioned on SSL features."""
 
 import torch
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from typeguard import typechecked
 
