@@ -42,6 +42,11 @@ def test_demo_trains_one_epoch(tmp_path):
     assert len(config["ser_loss_conf"]["class_weights"]) == 4
     losses = _final_losses(exp)
     assert all(math.isfinite(v) for v in losses.values()), losses
+    # Model selection on the whole dev set's F1-macro (MeritTrainer).
+    assert (exp / "valid.f1_macro.best.pth").exists()
+    stats = torch.load(exp / "checkpoint.pth", weights_only=False)["reporter"]
+    valid = stats["stats"][1]["valid"]
+    assert 0 <= valid["f1_macro"] <= 1 and not any(k.startswith("suff_") for k in valid)
     assert "1epoch results" in proc.stderr  # ESPnet's INFO logging is on
 
 

@@ -103,7 +103,8 @@ class ESPnetMeritModel(AbsESPnetModel):
 
         Returns:
             loss, stats (every loss term, SER accuracy, expert-usage fractions per
-            task as ``{task}_expert{i}``), batch size as weight.
+            task as ``{task}_expert{i}``; in eval mode also the ``suff_*``
+            statistics of ``sufficient_stats``), batch size as weight.
         """
         batch_size = speech.size(0)
         fused, feats_lengths = self.encode(speech, speech_lengths)
@@ -130,6 +131,8 @@ class ESPnetMeritModel(AbsESPnetModel):
             if self.ser_head.target == "emotion":
                 target = target[:, 0]
                 stats["acc"] = (pred.argmax(-1) == target).float().mean().detach()
+            if not self.training:
+                stats.update(sufficient_stats(pred.detach(), target, self.ser_head))
             ser_loss = self.ser_loss(pred, target)
             loss = loss + self.ser_weight * ser_loss
             stats["ser_loss"] = ser_loss.detach()
@@ -151,3 +154,59 @@ class ESPnetMeritModel(AbsESPnetModel):
         """Waveform samples as one-dimensional "features", so that ``--collect_stats``
         gives the training-set mean and variance used by ``normalize: global_mvn``."""
         return {"feats": speech.unsqueeze(-1), "feats_lengths": speech_lengths}
+
+
+# Full-set SER metrics for model selection. F1-macro and CCC are not means of
+# per-batch values, but they are functions of sums over utterances. Each batch
+# reports those sums divided by its size; ESPnet's batch-size-weighted averaging
+# (across GPUs too) then yields sum / N over the whole set, and
+# ``full_set_metrics`` turns them into the exact set-level metric.
+SUFFICIENT_PREFIX = "suff_"
+
+
+def sufficient_stats(
+    pred: torch.Tensor, target: torch.Tensor, head: torch.nn.Module
+) -> Dict[str, torch.Tensor]:
+    """Per-batch sums / B: (B, C) logits + (B,) classes -> true positives, hypothesis
+    and reference counts per class; (B, A) predictions + (B, A) targets -> first and
+    second moments per attribute."""
+    bsz = pred.size(0)
+    out = {}
+    if head.target == "emotion":
+        hyp = pred.argmax(-1)
+        for c in range(pred.size(-1)):
+            h, r = hyp == c, target == c
+            out[f"{SUFFICIENT_PREFIX}tp{c}"] = (h & r).sum() / bsz
+            out[f"{SUFFICIENT_PREFIX}hyp{c}"] = h.sum() / bsz
+            out[f"{SUFFICIENT_PREFIX}ref{c}"] = r.sum() / bsz
+    else:
+        x, y = pred.float(), target.float()
+        moments = {"x": x, "y": y, "xx": x * x, "yy": y * y, "xy": x * y}
+        for name, m in moments.items():
+            for a, total in enumerate(m.sum(0)):
+                out[f"{SUFFICIENT_PREFIX}{name}{a}"] = total / bsz
+    return out
+
+
+def full_set_metrics(means: Dict[str, float]) -> Dict[str, float]:
+    """``suff_*`` set means -> ``f1_macro`` (classes with neither hypothesis nor
+    reference count 0, as scikit-learn's ``zero_division=0``) or ``ccc`` (mean
+    over attributes)."""
+    p = SUFFICIENT_PREFIX
+    if f"{p}tp0" in means:
+        num = sum(1 for k in means if k.startswith(f"{p}tp"))
+        f1 = []
+        for c in range(num):
+            denom = means[f"{p}hyp{c}"] + means[f"{p}ref{c}"]
+            f1.append(2 * means[f"{p}tp{c}"] / denom if denom > 0 else 0.0)
+        return {"f1_macro": sum(f1) / num}
+    if f"{p}x0" in means:
+        num = sum(1 for k in means if k.startswith(f"{p}xy"))
+        ccc = []
+        for a in range(num):
+            mx, my = means[f"{p}x{a}"], means[f"{p}y{a}"]
+            vx, vy = means[f"{p}xx{a}"] - mx * mx, means[f"{p}yy{a}"] - my * my
+            cov = means[f"{p}xy{a}"] - mx * my
+            ccc.append(2 * cov / (vx + vy + (mx - my) ** 2 + 1e-12))
+        return {"ccc": sum(ccc) / num}
+    return {}

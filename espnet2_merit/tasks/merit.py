@@ -3,7 +3,7 @@
 import argparse
 import logging
 from pathlib import Path
-from typing import Callable, Collection, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -11,7 +11,6 @@ from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.tasks.abs_task import AbsTask, optim_classes
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
-from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import float_or_none, str2bool, str_or_none
 from typeguard import typechecked
@@ -37,6 +36,7 @@ from espnet2_merit.merit.ser_head.attentive_pooling import AttentivePoolingClass
 from espnet2_merit.merit.ser_head.attribute_regressor import AttributeRegressor
 from espnet2_merit.train.data_check import check_data, label_counts
 from espnet2_merit.train.preprocessor import MeritPreprocessor
+from espnet2_merit.train.trainer import MeritTrainer
 
 frontend_choices = ClassChoices(
     name="frontend",
@@ -142,7 +142,7 @@ class MeritTask(AbsTask):
         ser_loss_choices,
         model_choices,
     ]
-    trainer = Trainer
+    trainer = MeritTrainer
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
