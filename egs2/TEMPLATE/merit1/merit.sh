@@ -63,7 +63,8 @@ stats_dir=""           # default: ${expdir}/stats
 
 # Stage 9: inference
 inference_args=""
-inference_model=valid.loss.best.pth
+inference_model=""     # checkpoint; default: the first best_model_criterion of the
+                       # config, e.g. valid.f1_macro.best.pth
 enh_exp=""             # SE-only experiment: its enhanced output feeds this model
                        # (the SE pre-processing baseline)
 
@@ -100,7 +101,7 @@ Options (default in brackets):
   --step1_config / --step1_args   Step 1 (SSL frozen) ["${step1_config}" / "${step1_args}"]
   --train_config / --train_args   Step 2 (joint) ["${train_config}" / "${train_args}"]
   --tag                     Experiment name ["${tag}"]
-  --inference_model         Checkpoint to decode with [${inference_model}]
+  --inference_model         Checkpoint to decode with [first best_model_criterion]
   --inference_args          Options of merit_inference ["${inference_args}"]
   --enh_exp                 SE-only experiment whose output this model classifies ["${enh_exp}"]
   --compare_systems         "name=exp_dir ..." systems to compare ["${compare_systems}"]
@@ -127,6 +128,14 @@ fi
 [ -f "${train_config}" ] || { log "error: --train_config ${train_config}: no such file"; exit 2; }
 if [ -n "${step1_config}" ] && [ ! -f "${step1_config}" ]; then
     log "error: --step1_config ${step1_config}: no such file"; exit 2
+fi
+
+if [ -z "${inference_model}" ]; then
+    inference_model=$(${python} -c '
+import sys, yaml
+conf = yaml.safe_load(open(sys.argv[1])) or {}
+phase, key, _ = (conf.get("best_model_criterion") or [["valid", "loss", "min"]])[0]
+print(f"{phase}.{key}.best.pth")' "${train_config}")
 fi
 
 run_stage() {  # run_stage N: is stage N selected?
@@ -449,4 +458,8 @@ if run_stage 13; then
     fi
 fi
 
+if [ "${stop_stage}" -ge 10 ] && [ -f "${exp}/RESULTS.md" ]; then
+    log "Results (${exp}/RESULTS.md):"
+    sed -n '/^## Results/,/^## Expert usage/p' "${exp}/RESULTS.md" | sed '$d'
+fi
 log "Successfully finished. [elapsed=${SECONDS}s]"

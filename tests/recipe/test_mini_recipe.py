@@ -1,0 +1,65 @@
+"""The whole mini recipe, stages 1-13, in a scratch copy of the recipe directory
+(a smaller corpus, two test SNRs and one epoch per step, to fit the test budget; the
+README's command runs the full-size mini recipe)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "egs2" / "mini_msp_podcast" / "merit1"
+
+
+def _copy_recipe(dst: Path) -> Path:
+    """Copy the recipe's own files; its (relative) symlinks become absolute ones
+    into this checkout."""
+    skip = shutil.ignore_patterns("downloads", "data", "dump", "exp")
+    shutil.copytree(RECIPE, dst, symlinks=True, ignore=skip)
+    for link in [p for p in dst.rglob("*") if p.is_symlink()]:
+        target = (RECIPE / link.relative_to(dst)).resolve()
+        link.unlink()
+        link.symlink_to(target)
+    return dst
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None,
+    reason="espeak-ng is not installed (bash .ci/install.sh installs it)",
+)
+def test_mini_recipe_end_to_end(tmp_path):
+    recipe = _copy_recipe(tmp_path / "egs2" / "mini_msp_podcast" / "merit1")
+    env = dict(os.environ, MERIT_PYTHON=sys.executable)
+    cmd = [
+        "./run.sh",
+        "--local_data_opts", "--num_train 40 --num_dev 12 --num_test 12 --nj 2",
+        "--test_snrs", "-5 10",
+        "--train_args", "--max_epoch 1",
+        "--hf_repo", "someone/merit-mini", "--hf_dry_run", "true",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, cwd=recipe, env=env, capture_output=True, text=True)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:]
+    for stage in range(1, 14):
+        assert f"Stage {stage}:" in log
+    exp = recipe / "exp" / "merit_train_sparse_merit_tiny"
+    results = (exp / "RESULTS.md").read_text()
+    for name in ("F1-macro", "SSNR", "PESQ", "STOI", "unseen", "-5"):
+        assert name in results, name
+    assert list(exp.glob("**/*.png"))
+    with zipfile.ZipFile(exp / "packed" / "model.zip") as z:
+        assert any(n.endswith("meta.yaml") for n in z.namelist())
+    hf = exp / "hf_someone_merit-mini"
+    assert (hf / "README.md").is_file()
+    # Re-running skips the finished stages' work.
+    again = subprocess.run(
+        ["./run.sh", "--stage", "2", "--stop_stage", "8", *cmd[1:7]],
+        cwd=recipe, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert "skip:" in again.stdout + again.stderr
