@@ -38,6 +38,7 @@ def make_config(shape: str, tmp: Path) -> Path:
     args = MeritTask.get_parser().parse_args(
         [
             "--config", str(CONFIGS[shape]),
+            "--frontend_conf", "upstream=wavlm_local",
             "--frontend_conf", f"path_or_url={ckpt}",
             "--normalize", "utterance_mvn",
         ]

@@ -1,6 +1,7 @@
 """Constants and helpers shared by the tests (on the path via setup.cfg)."""
 
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,3 +42,15 @@ def load_local(name: str):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def copy_recipe(recipe: Path, dst: Path) -> Path:
+    """Copy a recipe directory's own files; its relative symlinks become absolute
+    ones into this checkout (so the copy runs anywhere)."""
+    skip = shutil.ignore_patterns("downloads", "data", "dump", "exp")
+    shutil.copytree(recipe, dst, symlinks=True, ignore=skip)
+    for link in [p for p in dst.rglob("*") if p.is_symlink()]:
+        target = (recipe / link.relative_to(dst)).resolve()
+        link.unlink()
+        link.symlink_to(target)
+    return dst

@@ -121,11 +121,6 @@ def slurm_script(jobs: Optional[range], log: str, command: Sequence[str], gpu: i
     log_dir = Path(log).parent
     name = Path(log).name.replace("JOB", "").split(".")[0] or "job"
     first, last = (jobs.start, jobs.stop - 1) if jobs else (1, 1)
-    task = "${SLURM_ARRAY_TASK_ID}"
-    words = [shlex.quote(w).replace("JOB", task) if jobs else shlex.quote(w)
-             for w in command]  # fmt: skip
-    line = " ".join(words)
-    target = shlex.quote(log).replace("JOB", task) if jobs else shlex.quote(log)
     header = [
         "#!/usr/bin/env bash",
         f"#SBATCH --job-name={name}",
@@ -136,14 +131,21 @@ def slurm_script(jobs: Optional[range], log: str, command: Sequence[str], gpu: i
         header.append(f"#SBATCH --gres=gpu:{gpu}")
     if num_nodes > 1:
         header += [f"#SBATCH --nodes={num_nodes}", "#SBATCH --ntasks-per-node=1"]
+    # The words travel quoted in a bash array; JOB becomes the array task id in
+    # every word and in the log path at run time.
+    subst = "" if jobs is None else (
+        'cmd=("${cmd[@]//JOB/$SLURM_ARRAY_TASK_ID}")\n'
+        'log=${log//JOB/$SLURM_ARRAY_TASK_ID}\n'
+    )  # fmt: skip
     body = f"""
 cd {shlex.quote(os.getcwd())}
-log={target}
-mkdir -p "$(dirname "$log")"
-printf '# %s\n' {shlex.quote(line)} > "$log"
+cmd=({" ".join(shlex.quote(w) for w in command)})
+log={shlex.quote(log)}
+{subst}mkdir -p "$(dirname "$log")"
+echo "# ${{cmd[*]}}" > "$log"
 echo "# Started at $(date) on $(hostname)" >> "$log"
 start=$(date +%s)
-( {line} ) >> "$log" 2>&1
+"${{cmd[@]}}" >> "$log" 2>&1
 code=$?
 echo "# Ended (code $code) at $(date), elapsed time $(( $(date +%s) - start )) seconds" >> "$log"
 exit $code

@@ -90,13 +90,18 @@ def test_slurm_backend_submits_one_array(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     launch(["--backend", "slurm", "--gpu", "2", "--slurm_opt=--partition=gpu",
             "JOB=1:2", str(tmp_path / "logs" / "train.JOB.log"),
-            "bash", "-c", "echo task JOB"])  # fmt: skip
+            "bash", "-c", 'echo "task $1"', "x", "JOB",
+            ])  # fmt: skip
+    assert "--wait --partition=gpu" in (fake.parent / "args").read_text()
+    launch(["--backend", "slurm", "JOB=3:4", str(tmp_path / "logs" / "t.JOB.log"),
+            "touch", str(tmp_path / "it's JOB.txt")])  # fmt: skip
     script = (tmp_path / "logs" / "q" / "train.sh").read_text()
     assert "#SBATCH --array=1-2" in script and "#SBATCH --gres=gpu:2" in script
-    assert "--wait --partition=gpu" in (fake.parent / "args").read_text()
     for job in (1, 2):
         log = (tmp_path / "logs" / f"train.{job}.log").read_text()
         assert f"task {job}" in log and "# Ended (code 0)" in log
+    # JOB in a plain argument (no shell in between), quotes kept.
+    assert (tmp_path / "it's 3.txt").exists() and (tmp_path / "it's 4.txt").exists()
 
 
 def test_split_keys(tmp_path):

@@ -7,24 +7,11 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
+from merit_testing import REPO, copy_recipe
 
-REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs2" / "mini_msp_podcast" / "merit1"
-
-
-def _copy_recipe(dst: Path) -> Path:
-    """Copy the recipe's own files; its (relative) symlinks become absolute ones
-    into this checkout."""
-    skip = shutil.ignore_patterns("downloads", "data", "dump", "exp")
-    shutil.copytree(RECIPE, dst, symlinks=True, ignore=skip)
-    for link in [p for p in dst.rglob("*") if p.is_symlink()]:
-        target = (RECIPE / link.relative_to(dst)).resolve()
-        link.unlink()
-        link.symlink_to(target)
-    return dst
 
 
 @pytest.mark.slow
@@ -33,12 +20,13 @@ def _copy_recipe(dst: Path) -> Path:
     reason="espeak-ng is not installed (bash .ci/install.sh installs it)",
 )
 def test_mini_recipe_end_to_end(tmp_path):
-    recipe = _copy_recipe(tmp_path / "egs2" / "mini_msp_podcast" / "merit1")
+    recipe = copy_recipe(RECIPE, tmp_path / "mini")
     env = dict(os.environ, MERIT_PYTHON=sys.executable)
     cmd = [
         "./run.sh",
         "--local_data_opts", "--num_train 40 --num_dev 12 --num_test 12 --nj 2",
         "--test_snrs", "-5 10",
+        "--step1_args", "--freeze_param frontend.upstream --max_epoch 1",
         "--train_args", "--max_epoch 1",
         "--hf_repo", "someone/merit-mini", "--hf_dry_run", "true",
     ]  # fmt: skip
@@ -58,7 +46,7 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert (hf / "README.md").is_file()
     # Re-running skips the finished stages' work.
     again = subprocess.run(
-        ["./run.sh", "--stage", "2", "--stop_stage", "8", *cmd[1:7]],
+        ["./run.sh", "--stage", "2", "--stop_stage", "8", *cmd[1:9]],
         cwd=recipe, env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]

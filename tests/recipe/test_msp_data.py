@@ -2,12 +2,15 @@
 MSP-Podcast's layout, written here."""
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-from merit_testing import load_local
+from merit_testing import REPO, copy_recipe, load_local
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.utils.datadir import read_kaldi
@@ -41,15 +44,18 @@ def _name(i: int) -> str:
     return f"MSP-PODCAST_{i:04d}_0001.wav"
 
 
-def make_corpus(root: Path, rows=ROWS, header=HEADER, extra_col=False) -> Path:
-    """Audios/*.wav (0.1 s of noise) and Labels/labels_consensus.csv; Test3 rows
-    have no labels at all (the release withholds them)."""
+def make_corpus(
+    root: Path, rows=ROWS, header=HEADER, extra_col=False, seconds=0.1
+) -> Path:
+    """Audios/*.wav (``seconds`` of noise) and Labels/labels_consensus.csv; Test3
+    rows have no labels at all (the release withholds them)."""
     (root / "Audios").mkdir(parents=True)
     (root / "Labels").mkdir()
     lines = [header + (",Extra" if extra_col else "")]
     rng = np.random.default_rng(0)
     for i, (code, spk, split) in enumerate(rows):
-        soundfile.write(root / "Audios" / _name(i), 0.1 * rng.random(1600), 16000)
+        wav = 0.1 * rng.standard_normal(int(16000 * seconds))
+        soundfile.write(root / "Audios" / _name(i), wav, 16000)
         attrs = "" if not code else f"{1 + i % 6}.5,4.0,{2 + i % 5}.25"
         attrs = attrs or ",,"
         gender = "Female" if i % 2 else "Male"
@@ -233,3 +239,42 @@ def test_cli(corpus, tmp_path, capsys):
     assert table[1].split() == ["train", "1", "1", "1", "2", "3", "5"]
     with pytest.raises(SystemExit, match="msp_podcast_data.py: error: .*nowhere"):
         msp.main(["--corpus_dir", str(tmp_path / "nowhere"), "--outdir", str(out)])
+
+
+@pytest.mark.slow
+def test_msp_podcast_recipe_stages_1_to_5(tmp_path):
+    """The real recipe's run.sh and db.sh, on a generated MSP-format corpus and
+    generated noise directories, through data preparation, simulation, formatting,
+    filtering and labels."""
+    corpus = make_corpus(tmp_path / "msp", seconds=1.5)
+    rng = np.random.default_rng(0)
+    noise = {}
+    for kind in ("hum", "hiss", "babble"):
+        (tmp_path / "noise" / kind).mkdir(parents=True)
+        for i in range(5):
+            soundfile.write(
+                tmp_path / "noise" / kind / f"{i}.wav",
+                0.05 * rng.standard_normal(16000 * 2), 16000,
+            )  # fmt: skip
+        noise[kind] = str(tmp_path / "noise" / kind)
+    recipe = copy_recipe(REPO / "egs2" / "msp_podcast" / "merit1", tmp_path / "r")
+    env = dict(
+        os.environ,
+        MERIT_PYTHON=sys.executable,
+        MSP_PODCAST=str(corpus),
+        NOISE_SEEN_DIRS=f"{noise['hum']} {noise['hiss']}",
+        NOISE_UNSEEN_DIRS=noise["babble"],
+    )
+    out = subprocess.run(
+        ["./run.sh", "--stage", "1", "--stop_stage", "5", "--nj", "2",
+         "--test_snrs", "0", "--min_sec", "1.0"],
+        cwd=recipe, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:]
+    raw = recipe / "dump" / "raw"
+    for dset in ("train_sim", "dev_sim", "test1_seen_snr0", "test2_unseen_snr0"):
+        assert (raw / dset / "wav.scp").is_file() and (raw / dset / "emotion").is_file()
+    assert (raw / "emotion_list").read_text().split() == ["A", "S", "H", "N"]
+    assert not (recipe / "data" / "test3" / "emotion").exists()  # labels withheld
+    assert "excluded" in log

@@ -44,7 +44,10 @@ def test_f1_macro_over_the_whole_set_equals_sklearn(monkeypatch):
     rng = np.random.default_rng(0)
     sizes = [7, 3, 8, 1, 5]  # unequal batches: a mean of batch F1s would differ
     batches = [
-        (torch.from_numpy(rng.standard_normal((n, 4))), torch.from_numpy(rng.integers(0, 4, n)))  # noqa: E501
+        (
+            torch.from_numpy(rng.standard_normal((n, 4))),
+            torch.from_numpy(rng.integers(0, 4, n)),
+        )  # noqa: E501
         for n in sizes
     ]
     reporter = _validate(monkeypatch, batches, _Head("emotion"))
@@ -53,7 +56,12 @@ def test_f1_macro_over_the_whole_set_equals_sklearn(monkeypatch):
     expected = f1_score(ref, hyp, labels=range(4), average="macro", zero_division=0)
     got = reporter.get_value("valid", "f1_macro")
     assert got == pytest.approx(expected, abs=1e-6)  # float32 statistics
-    batch_mean = np.mean([f1_score(t, p.argmax(-1), labels=range(4), average="macro", zero_division=0) for p, t in batches])  # noqa: E501
+    batch_mean = np.mean(
+        [
+            f1_score(t, p.argmax(-1), labels=range(4), average="macro", zero_division=0)
+            for p, t in batches
+        ]
+    )  # noqa: E501
     assert abs(batch_mean - expected) > 1e-3  # the test can tell the two apart
     # The raw statistics are not reported; the other stats are intact.
     assert not [k for k in reporter.get_keys2("valid") if k.startswith("suff_")]
@@ -65,12 +73,18 @@ def test_ccc_over_the_whole_set(monkeypatch):
     batches = []
     for n in (6, 2, 9):
         y = rng.standard_normal((n, 3))
-        batches.append((torch.from_numpy(0.7 * y + 0.3 * rng.standard_normal((n, 3)) + 0.2), torch.from_numpy(y)))  # noqa: E501
+        batches.append(
+            (
+                torch.from_numpy(0.7 * y + 0.3 * rng.standard_normal((n, 3)) + 0.2),
+                torch.from_numpy(y),
+            )
+        )  # noqa: E501
     reporter = _validate(monkeypatch, batches, _Head("emotion_attr"))
     x = torch.cat([p for p, _ in batches]).numpy()
     y = torch.cat([t for _, t in batches]).numpy()
     ccc = [
-        2 * np.cov(x[:, a], y[:, a], bias=True)[0, 1]
+        2
+        * np.cov(x[:, a], y[:, a], bias=True)[0, 1]
         / (x[:, a].var() + y[:, a].var() + (x[:, a].mean() - y[:, a].mean()) ** 2)
         for a in range(3)
     ]

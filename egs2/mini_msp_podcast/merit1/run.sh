@@ -20,6 +20,7 @@ train_config=conf/tuning/train_sparse_merit_tiny.yaml
     --min_sec 1.0 --max_sec 20.0 \
     --step1_config "${train_config}" \
     --train_config "${train_config}" \
-    --train_args "--max_epoch 4" \
+    --step1_args "--freeze_param frontend.upstream --max_epoch 3" \
+    --train_args "--max_epoch 10" \
     --ngpu 0 --nj 2 --inference_nj 2 \
     "$@"
