@@ -35,11 +35,11 @@ from espnet2_merit.bin.merit_score import (
     read_per_utt,
 )
 from espnet2_merit.errors import MeritInputError
-from espnet2_merit.utils.cli import add_log_level, entry_point
 from espnet2_merit.metrics.significance import (
     paired_randomization_test,
     paired_wilcoxon,
 )
+from espnet2_merit.utils.cli import add_log_level, entry_point
 
 logger = logging.getLogger(__name__)
 PROG = "merit_compare"

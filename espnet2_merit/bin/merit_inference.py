@@ -31,9 +31,9 @@ from espnet2.utils.types import str2bool, str2triple_str, str_or_none
 from typeguard import typechecked
 
 from espnet2_merit.errors import MeritInputError
-from espnet2_merit.utils.cli import entry_point
 from espnet2_merit.merit.espnet_model import ESPnetMeritModel
 from espnet2_merit.tasks.merit import MeritTask
+from espnet2_merit.utils.cli import entry_point
 
 logger = logging.getLogger(__name__)
 Audio = Union[np.ndarray, torch.Tensor]

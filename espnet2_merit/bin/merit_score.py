@@ -38,13 +38,13 @@ import soundfile
 from tqdm import tqdm
 
 from espnet2_merit.errors import MeritInputError
-from espnet2_merit.utils.cli import add_log_level, entry_point
 from espnet2_merit.metrics.se import SE_METRICS, SSNR_DEFINITION, se_metrics
 from espnet2_merit.metrics.ser import (
     attribute_metrics,
     classification_metrics,
     encode_labels,
 )
+from espnet2_merit.utils.cli import add_log_level, entry_point
 
 logger = logging.getLogger(__name__)
 PROG = "merit_score"
