@@ -27,7 +27,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from espnet2_merit.bin.merit_score import (
-    atomic_write_text,
     format_snr,
     group_sets,
     load_summaries,
@@ -40,6 +39,7 @@ from espnet2_merit.metrics.significance import (
     paired_wilcoxon,
 )
 from espnet2_merit.utils.cli import add_log_level, entry_point
+from espnet2_merit.utils.datadir import atomic_write_text
 
 logger = logging.getLogger(__name__)
 PROG = "merit_compare"

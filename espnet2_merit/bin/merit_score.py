@@ -45,6 +45,7 @@ from espnet2_merit.metrics.ser import (
     encode_labels,
 )
 from espnet2_merit.utils.cli import add_log_level, entry_point
+from espnet2_merit.utils.datadir import atomic_write_text, read_kaldi
 
 logger = logging.getLogger(__name__)
 PROG = "merit_score"
@@ -53,25 +54,6 @@ DEFAULT_ATTRIBUTES = ("arousal", "valence", "dominance")
 
 
 # ------------------------------------------------------------------ file helpers
-def read_kaldi(path: Path) -> Dict[str, str]:
-    """A Kaldi-style "<key> <value>" file as an ordered dict (value may hold
-    spaces); empty values and repeated keys are errors naming the line."""
-    out: Dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            parts = line.split(maxsplit=1)
-            if len(parts) != 2:
-                raise MeritInputError(f"{path}:{n}: expected '<key> <value>': {line!r}")
-            key, value = parts[0], parts[1].strip()
-            if key in out:
-                raise MeritInputError(f"{path}:{n}: key '{key}' repeated")
-            out[key] = value
-    return out
-
-
 def read_floats(path: Path, keys: Sequence[str]) -> np.ndarray:
     """(len(keys), D) numbers of a "<key> v1 v2 ..." file, in ``keys`` order."""
     table = read_kaldi(path)
@@ -104,13 +86,6 @@ def check_keys(
             f"{path}: utterance '{extra[0]}' is not in the reference set "
             f"({len(extra)} unknown keys)"
         )
-
-
-def atomic_write_text(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def atomic_savefig(fig, path: Path):
