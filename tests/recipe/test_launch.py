@@ -66,6 +66,22 @@ def test_local_failure_names_the_log(tmp_path):
     assert "# Ended (code 1)" in (tmp_path / "log.2").read_text()
 
 
+def test_local_jobs_share_the_cores(tmp_path, monkeypatch):
+    """Parallel jobs each get cores / jobs threads (oversubscribed OpenMP pools made
+    parallel inference 35x slower); a user's OMP_NUM_THREADS is kept."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    show = 'echo "$OMP_NUM_THREADS $MKL_NUM_THREADS" > ' + str(tmp_path / "t.JOB")
+    launch(["JOB=1:4", str(tmp_path / "log.JOB"), "bash", "-c", show])
+    assert (tmp_path / "t.1").read_text().split() == ["2", "2"]
+    assert "threads=2" in (tmp_path / "log.4").read_text()
+    launch([str(tmp_path / "one.log"), "bash", "-c", show.replace("JOB", "x")])
+    assert (tmp_path / "t.x").read_text().split() == ["8", "8"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    launch(["JOB=1:4", str(tmp_path / "log.JOB"), "bash", "-c", show])
+    assert (tmp_path / "t.4").read_text().split()[0] == "3"
+
+
 def test_single_job_and_multi_node_needs_slurm(tmp_path):
     launch(["--gpu", "1", str(tmp_path / "one.log"), "echo", "hi"])
     assert "hi" in (tmp_path / "one.log").read_text()
@@ -97,6 +113,7 @@ def test_slurm_backend_submits_one_array(tmp_path, monkeypatch):
             "touch", str(tmp_path / "it's JOB.txt")])  # fmt: skip
     script = (tmp_path / "logs" / "q" / "train.sh").read_text()
     assert "#SBATCH --array=1-2" in script and "#SBATCH --gres=gpu:2" in script
+    assert "OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}" in script
     for job in (1, 2):
         log = (tmp_path / "logs" / f"train.{job}.log").read_text()
         assert f"task {job}" in log and "# Ended (code 0)" in log
