@@ -364,14 +364,7 @@ class Speech2EmotionEnhance:
             dtype=self.dtype,
             enabled=self.dtype != torch.float32,
         ):
-            fused, flens = model.encode(speech, lengths)
-            ser = se = None
-            if model.ser_head is not None:
-                ser = model.ser_head(fused.features["ser"], flens).float()
-                if model.ser_head.target == "emotion":
-                    ser = ser.softmax(-1)
-            if model.se_head is not None and self.enhance:
-                se = model.se_head(speech, lengths, fused.features["se"], flens, True)
+            fused, flens, ser, se = model.inference(speech, lengths, self.enhance)
         outs = []
         for i, n in enumerate(flens.tolist()):
             out: Dict[str, Any] = {

@@ -11,7 +11,7 @@ from typeguard import typechecked
 from espnet2_merit.merit.frontend.abs_frontend import AbsMultiLayerFrontend
 from espnet2_merit.merit.fusion.abs_fusion import AbsFusion, FusionOutput
 from espnet2_merit.merit.loss.abs_loss import AbsSERLoss
-from espnet2_merit.merit.se_head.abs_se_head import AbsSEHead
+from espnet2_merit.merit.se_head.abs_se_head import AbsSEHead, SEOutput
 from espnet2_merit.merit.ser_head.abs_ser_head import AbsSERHead
 
 
@@ -79,6 +79,27 @@ class ESPnetMeritModel(AbsESPnetModel):
             x = x.squeeze(-1)
         feats, feats_lengths = self.frontend(x, speech_lengths)
         return self.fusion(feats, feats_lengths), feats_lengths
+
+    def inference(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, enhance: bool = True
+    ) -> Tuple[FusionOutput, torch.Tensor, Optional[torch.Tensor], Optional[SEOutput]]:
+        """Every output of (B, N) noisy waveforms, no losses.
+
+        Returns:
+            fused features (with per-frame routes), their (B,) lengths, (B, C)
+            class probabilities or (B, A) attributes (None without an SER head),
+            and the SE head's output with (B, N) waveforms (None without an SE
+            head or with ``enhance=False``).
+        """
+        fused, flens = self.encode(speech, speech_lengths)
+        ser = se = None
+        if self.ser_head is not None:
+            ser = self.ser_head(fused.features["ser"], flens).float()
+            if self.ser_head.target == "emotion":
+                ser = ser.softmax(-1)
+        if self.se_head is not None and enhance:
+            se = self.se_head(speech, speech_lengths, fused.features["se"], flens, True)
+        return fused, flens, ser, se
 
     def forward(
         self,
