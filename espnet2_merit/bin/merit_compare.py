@@ -3,11 +3,13 @@
 reference systems and paired significance tests.
 
     python -m espnet2_merit.bin.merit_compare \
-        --systems sparse=exp/sparse mtl=exp/mtl sepre=exp/sepre \
+        --systems sparse=exp/sparse mtl=exp/mtl \
+            sepre=exp/ser_only/decode_enh_se_only \
         --reference sepre --reference2 mtl --out exp/compare/RESULTS.md
 
 Each system's scored sets are ``<exp>/decode/<set>/score/{summary.json,per_utt.tsv}``
-(stage 10). Per set, one table: a row per system, columns F1-macro, SSNR, PESQ,
+(stage 10); a system may also be given by its decode dir (the SE pre-processing
+cascade's ``decode_enh_<se exp>``). Per set, one table: a row per system, columns F1-macro, SSNR, PESQ,
 STOI; each non-reference cell adds the relative change over each reference,
 ``(x - ref) / |ref| * 100`` (as in the paper), and the two-sided p-value of a
 paired test on the shared utterances, marked ``*`` when p < alpha:
@@ -54,18 +56,25 @@ METRICS = [
 
 
 def parse_systems(words: Sequence[str]) -> Dict[str, Path]:
-    """``name=exp_dir`` words -> {name: dir}, in the given order."""
+    """``name=dir`` words -> {name: dir}, in the given order."""
     systems: Dict[str, Path] = {}
     for w in words:
         name, sep, path = w.partition("=")
         if not sep or not name or not path:
-            raise MeritInputError(f"--systems: expected name=exp_dir, got '{w}'")
+            raise MeritInputError(f"--systems: expected name=dir, got '{w}'")
         if name in systems:
             raise MeritInputError(f"--systems: name '{name}' given twice")
         if not Path(path).is_dir():
             raise MeritInputError(f"--systems: {name}: no such directory {path}")
         systems[name] = Path(path)
     return systems
+
+
+def system_decode_dir(path: Path, decode_name: str = "decode") -> Path:
+    """A system is an experiment dir (its ``decode_name`` subdir is read) or a
+    decode dir itself, e.g. ``exp/merit_ser_only/decode_enh_merit_se_only`` for the
+    SE pre-processing cascade."""
+    return path / decode_name if (path / decode_name).is_dir() else path
 
 
 def set_value(summary: Dict, key: str) -> Optional[float]:
@@ -173,7 +182,7 @@ def compare(
         raise MeritInputError(f"--reference names repeated: {list(references)}")
     data: Dict[str, Dict[str, SetData]] = {}
     for name, exp in systems.items():
-        decode = exp / decode_name
+        decode = system_decode_dir(exp, decode_name)
         summaries = load_summaries(decode)
         if not summaries:
             raise MeritInputError(
@@ -258,7 +267,10 @@ def get_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--systems", nargs="+", required=True, help="name=exp_dir words"
+        "--systems",
+        nargs="+",
+        required=True,
+        help="name=dir words; dir: an experiment dir or a decode dir",
     )
     parser.add_argument(
         "--reference", nargs="+", required=True, help="Reference system name(s)"

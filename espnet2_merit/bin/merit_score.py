@@ -140,8 +140,9 @@ def _load(path: str, utt: str, what: str) -> Tuple[np.ndarray, int]:
     return wav[:, 0], fs
 
 
-def _score_utt(job: Tuple[str, str, str, str]) -> Tuple[str, Dict[str, float]]:
-    """SE metrics of the enhanced output and of the noisy input (worker)."""
+def _score_utt(job: Tuple[str, str, Optional[str], str]) -> Tuple[str, Dict[str, float]]:  # fmt: skip
+    """SE metrics of the enhanced output and (unless its path is None, i.e. its
+    scores are cached) of the noisy input (worker)."""
     utt, clean_path, noisy_path, enh_path = job
     clean, fs = _load(clean_path, utt, "clean reference")
     out = {}
@@ -149,6 +150,8 @@ def _score_utt(job: Tuple[str, str, str, str]) -> Tuple[str, Dict[str, float]]:
         ("", enh_path, "enhanced"),
         ("_noisy", noisy_path, "noisy"),
     ):
+        if path is None:
+            continue
         wav, rate = _load(path, utt, what)
         if rate != fs:
             raise MeritInputError(
@@ -189,6 +192,33 @@ def score_se(jobs: List[Tuple[str, str, str, str]], nj: int) -> Dict[str, Dict]:
                 bar.update()
     bar.close()
     return results
+
+
+# The noisy input's scores are a property of the test set, the same for every
+# system decoded on it: computed once, kept beside the set's wav.scp.
+NOISY_CACHE = "noisy_scores.json"
+
+
+def read_noisy_cache(ref_dir: Path, inputs: Sequence[Path], keys: Sequence[str]):
+    """{utt: {metric: value}} of ``keys`` from the set's cache, or None when it is
+    missing, stale (its wav.scp / spk1.scp changed) or lacks an utterance."""
+    path = ref_dir / NOISY_CACHE
+    try:
+        cache = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    scores = cache.get("scores", {})
+    if cache.get("inputs") != _fingerprint(inputs) or any(k not in scores for k in keys):
+        return None
+    return {k: scores[k] for k in keys}
+
+
+def write_noisy_cache(ref_dir: Path, inputs: Sequence[Path], scores: Dict[str, Dict]):
+    text = json.dumps({"inputs": _fingerprint(inputs), "scores": scores})
+    try:
+        atomic_write_text(ref_dir / NOISY_CACHE, text + "\n")
+    except OSError as e:  # a read-only data dir: no cache, nothing wrong
+        logger.info(f"noisy-input scores not cached in {ref_dir}: {e}")
 
 
 # ---------------------------------------------------------------- set scoring
@@ -323,16 +353,22 @@ def score_set(
         for path in (clean_path, noisy_path, hyp["spk1.scp"]):
             tables[path] = read_kaldi(path)
             check_keys(tables[path], keys, path, allow_extra=path != hyp["spk1.scp"])
+        noisy = read_noisy_cache(ref_dir, [clean_path, noisy_path], keys)
         jobs = [
             (
                 k,
                 tables[clean_path][k],
-                tables[noisy_path][k],
+                None if noisy else tables[noisy_path][k],
                 tables[hyp["spk1.scp"]][k],
             )
             for k in keys
         ]
         results = score_se(jobs, nj)
+        if noisy is None:
+            noisy = {k: {m: results[k][m + "_noisy"] for m in SE_METRICS} for k in keys}
+            write_noisy_cache(ref_dir, [clean_path, noisy_path], noisy)
+        for k in keys:
+            results[k].update({m + "_noisy": v for m, v in noisy[k].items()})
         se = {"ssnr_definition": SSNR_DEFINITION}
         nan_counts = {}
         for kind, suffix in (("enhanced", ""), ("noisy", "_noisy")):
@@ -523,10 +559,23 @@ def _results_table(summaries: Dict[str, Dict], rows: List[Tuple[str, str]], firs
     return markdown_table([first] + [c[0] for c in cols], body)
 
 
-def write_results(exp_dir: Path, decode_dir: Optional[Path] = None) -> str:
-    """Collect the scored sets of an experiment into ``exp_dir/RESULTS.md``
-    (and expert-usage images under ``exp_dir/images``). Returns the tables."""
+def results_dir(exp_dir: Path, decode_dir: Optional[Path] = None) -> Path:
+    """Where RESULTS.md and images/ of a decode dir go: the experiment dir for its
+    default ``decode``, the decode dir itself for any other (e.g. the SE
+    pre-processing cascade's ``decode_enh_<se exp>``), so neither overwrites the
+    other."""
     exp_dir = Path(exp_dir)
+    if decode_dir is None or Path(decode_dir).resolve() == (exp_dir / "decode").resolve():
+        return exp_dir
+    return Path(decode_dir)
+
+
+def write_results(exp_dir: Path, decode_dir: Optional[Path] = None) -> str:
+    """Collect the scored sets of an experiment into ``RESULTS.md`` (and
+    expert-usage images under ``images/``) of :func:`results_dir`. Returns the
+    tables."""
+    exp_dir = Path(exp_dir)
+    out_dir = results_dir(exp_dir, decode_dir)
     decode_dir = Path(decode_dir) if decode_dir else exp_dir / "decode"
     summaries = load_summaries(decode_dir)
     if not summaries:
@@ -544,13 +593,14 @@ def write_results(exp_dir: Path, decode_dir: Optional[Path] = None) -> str:
         tables.append(f"### Other sets\n\n{_results_table(summaries, rows, 'set')}")
     main_tables = "\n\n".join(tables)
 
-    usage_text = _usage_section(exp_dir, decode_dir, groups)
+    usage_text = _usage_section(out_dir, decode_dir, groups)
     classes = next(
         (s["ser"]["classes"] for s in summaries.values() if "ser" in s), None
     )
     text = [
         "<!-- Generated by espnet2_merit.bin.merit_score --results -->",
-        f"# RESULTS: {exp_dir.name}",
+        f"# RESULTS: {exp_dir.name}"
+        + ("" if out_dir == exp_dir else f", {decode_dir.name}"),
         "",
         "## Environment",
         "",
@@ -572,7 +622,8 @@ def write_results(exp_dir: Path, decode_dir: Optional[Path] = None) -> str:
         "against the clean reference. Means over utterances; an utterance where "
         "PESQ/STOI is undefined is left out of that mean (counted in summary.json).",
         "- Per-utterance scores and confusion matrices: "
-        "`decode/<set>/score/{per_utt.tsv,summary.json,confusion_matrix.png}`.",
+        f"`{decode_dir.name}/<set>/score/"
+        "{per_utt.tsv,summary.json,confusion_matrix.png}`.",
         "",
         "## Results",
         "",
@@ -580,11 +631,11 @@ def write_results(exp_dir: Path, decode_dir: Optional[Path] = None) -> str:
     ]
     if usage_text:
         text += ["", usage_text]
-    atomic_write_text(exp_dir / "RESULTS.md", "\n".join(text) + "\n")
+    atomic_write_text(out_dir / "RESULTS.md", "\n".join(text) + "\n")
     return main_tables
 
 
-def _usage_section(exp_dir: Path, decode_dir: Path, groups) -> str:
+def _usage_section(out_dir: Path, decode_dir: Path, groups) -> str:
     """Expert usage per task and SNR: a table and a bar chart per test/noise set."""
     parts = []
     for task in ("se", "ser"):
@@ -602,7 +653,7 @@ def _usage_section(exp_dir: Path, decode_dir: Path, groups) -> str:
                     f"{decode_dir}/*/routing/{task}_usage: expert counts differ "
                     f"between SNRs: {sorted(widths)}"
                 )
-            image = exp_dir / "images" / f"expert_usage_{task}_{test}_{noise}.png"
+            image = out_dir / "images" / f"expert_usage_{task}_{test}_{noise}.png"
             _plot_usage(usage, image, f"{task.upper()} expert usage, {test} {noise}")
             num = widths.pop()
             rows = [
@@ -613,7 +664,7 @@ def _usage_section(exp_dir: Path, decode_dir: Path, groups) -> str:
             )
             parts.append(
                 f"### {task.upper()} task, {test}, {noise} noise\n\n{table}\n\n"
-                f"![{task} expert usage]({image.relative_to(exp_dir)})"
+                f"![{task} expert usage]({image.relative_to(out_dir)})"
             )
     if not parts:
         return ""
@@ -715,7 +766,8 @@ def main(cmd=None):
     with entry_point(PROG, args.log_level):
         if args.results is not None:
             print(write_results(args.results, args.decode_dir))
-            logger.info(f"wrote {args.results / 'RESULTS.md'}")
+            out = results_dir(args.results, args.decode_dir) / "RESULTS.md"
+            logger.info(f"wrote {out}")
             return
         missing = [o for o in ("ref_dir", "hyp_dir", "out_dir") if not getattr(args, o)]
         if missing:

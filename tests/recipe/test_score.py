@@ -226,6 +226,32 @@ def test_se_length_mismatch_names_utterance(ref_dir, tmp_path):
         score(ref_dir, hyp)
 
 
+def test_noisy_input_scored_once_per_set(ref_dir, tmp_path, monkeypatch):
+    """Every system decoded on a set shares its noisy-input scores: the second
+    system's scoring reads no noisy wav; a rewritten wav.scp invalidates them."""
+    ref = tmp_path / "ref"
+    shutil.copytree(ref_dir, ref, ignore=shutil.ignore_patterns("noisy_scores.json"))
+    loads = []
+    load = merit_score._load
+    monkeypatch.setattr(
+        merit_score, "_load", lambda p, u, what: (loads.append(what), load(p, u, what))[1]
+    )
+
+    def noisy_columns(hyp):
+        _, rows = _tsv(score(ref, hyp, "--nj", "1") / "per_utt.tsv")
+        return {u: (r["pesq_noisy"], r["ssnr_noisy"]) for u, r in rows.items()}
+
+    first = noisy_columns(make_hyp(ref, tmp_path / "a"))
+    assert loads.count("noisy") == len(UTTS) and (ref / "noisy_scores.json").is_file()
+    loads.clear()
+    second = noisy_columns(make_hyp(ref, tmp_path / "b", enh_gain=0.6, seed=2))
+    assert loads.count("noisy") == 0 and loads.count("enhanced") == len(UTTS)
+    assert second == first
+    (ref / "wav.scp").write_text((ref / "wav.scp").read_text())  # new mtime
+    noisy_columns(make_hyp(ref, tmp_path / "c"))
+    assert loads.count("noisy") == len(UTTS)
+
+
 def _parse_tables(markdown: str):
     """{section title: [row dicts]} of every '### title' + markdown table."""
     tables = {}
@@ -286,6 +312,24 @@ def test_results_md(scored, tmp_path, capsys):
         "unseen",
         -2.5,
     )
+
+
+def test_results_of_another_decode_dir_go_into_it(scored, tmp_path):
+    """The SE pre-processing cascade decodes into ``decode_enh_<se exp>``: its
+    RESULTS.md and images go there and leave the model's own RESULTS.md alone."""
+    hyp, _ = scored
+    exp = tmp_path / "sparse"
+    shutil.copytree(hyp, exp / "decode" / "test1_seen_snr-5")
+    shutil.copytree(hyp, exp / "decode_enh_se" / "test1_seen_snr-5")
+    merit_score.main(["--results", str(exp)])
+    own = (exp / "RESULTS.md").read_text()
+    other = exp / "decode_enh_se"
+    merit_score.main(["--results", str(exp), "--decode_dir", str(other)])
+    assert (exp / "RESULTS.md").read_text() == own
+    text = (other / "RESULTS.md").read_text()
+    assert "# RESULTS: sparse, decode_enh_se" in text
+    assert "](images/expert_usage_se_test1_seen.png)" in text
+    assert (other / "images" / "expert_usage_se_test1_seen.png").is_file()
 
 
 def test_results_without_scores_is_error(tmp_path):
@@ -362,6 +406,18 @@ def test_compare(two_systems, capsys):
     assert "good" in capsys.readouterr().out
 
 
+def test_compare_takes_a_decode_dir(two_systems, tmp_path):
+    root = two_systems
+    out = tmp_path / "RESULTS.md"
+    merit_compare.main(
+        ["--systems", f"good={root / 'good'}", f"base={root / 'base' / 'decode'}",
+         "--reference", "base", "--out", str(out), "--rounds", "100"]
+    )  # fmt: skip
+    rows = _parse_tables(out.read_text())["test1, seen noise, -5 dB"]
+    assert [r["system"] for r in rows] == ["good", "base (ref)"]
+    assert "%" in rows[0]["F1-macro"]
+
+
 def test_compare_two_references_and_errors(two_systems, tmp_path):
     root = two_systems
     systems = [f"good={root / 'good'}", f"base={root / 'base'}"]
@@ -373,7 +429,7 @@ def test_compare_two_references_and_errors(two_systems, tmp_path):
     with pytest.raises(SystemExit, match="'nobody' is not one of the systems"):
         merit_compare.main(["--systems", *systems, "--reference", "nobody",
                             "--out", str(out)])  # fmt: skip
-    with pytest.raises(SystemExit, match="expected name=exp_dir"):
+    with pytest.raises(SystemExit, match="expected name=dir"):
         merit_compare.main(["--systems", str(root / "good"), "--reference", "good",
                             "--out", str(out)])  # fmt: skip
     # Different utterances in the two systems' scores of a set: an error naming it.

@@ -67,6 +67,8 @@ inference_model=""     # checkpoint; default: the first best_model_criterion of 
                        # config, e.g. valid.f1_macro.best.pth
 enh_exp=""             # SE-only experiment: its enhanced output feeds this model
                        # (the SE pre-processing baseline)
+inference_tag=""       # decode dir name under the experiment; default: decode, or
+                       # decode_enh_<enh_exp name> with --enh_exp
 
 # Stage 11: comparison, "name=exp_dir" words; the first reference is this experiment
 compare_systems=""
@@ -104,6 +106,7 @@ Options (default in brackets):
   --inference_model         Checkpoint to decode with [first best_model_criterion]
   --inference_args          Options of merit_inference ["${inference_args}"]
   --enh_exp                 SE-only experiment whose output this model classifies ["${enh_exp}"]
+  --inference_tag           Decode dir name [decode; decode_enh_<name> with --enh_exp]
   --compare_systems         "name=exp_dir ..." systems to compare ["${compare_systems}"]
   --compare_reference       Reference system names ["${compare_reference}"]
   --packed_model            Zip to write [${packed_model:-<exp>/packed/model.zip}]
@@ -150,6 +153,16 @@ exp=${expdir}/merit_${tag}
 step1_exp=${expdir}/merit_${tag}_step1
 stats_dir=${stats_dir:-${expdir}/stats}
 packed_model=${packed_model:-${exp}/packed/model.zip}
+if [ -z "${inference_tag}" ]; then
+    inference_tag=decode
+    [ -n "${enh_exp}" ] && inference_tag=decode_enh_$(basename "${enh_exp}")
+fi
+decode_dir=${exp}/${inference_tag}
+# Scoring writes RESULTS.md (and images/) next to the default decode dir, and into
+# any other decode dir itself, so that decoding the SE pre-processing cascade does not
+# overwrite the model's own results.
+results_md=${exp}/RESULTS.md
+[ "${inference_tag}" = decode ] || results_md=${decode_dir}/RESULTS.md
 train_sim=${train_set}_sim
 valid_sim=${valid_set}_sim
 test_sim=()
@@ -334,9 +347,9 @@ if run_stage 8; then
 fi
 
 if run_stage 9; then
-    log "Stage 9: inference with ${exp}/${inference_model} on ${#test_sim[@]} sets"
+    log "Stage 9: inference with ${exp}/${inference_model} on ${#test_sim[@]} sets -> ${decode_dir}"
     [ -f "${exp}/${inference_model}" ] || { log "error: ${exp}/${inference_model} missing: run stage 8"; exit 1; }
-    _dir=${exp}/decode
+    _dir=${decode_dir}
     _todo=()
     for dset in "${test_sim[@]}"; do
         [ -f "${_dir}/${dset}/.done" ] || _todo+=("${dset}")
@@ -387,6 +400,10 @@ if run_stage 9; then
             if [ -f "${_logdir}/output.1/emotion_list" ]; then
                 cp "${_logdir}/output.1/emotion_list" "${_dir}/${dset}.tmp/"
             fi
+            if [ -n "${enh_exp}" ]; then
+                # The cascade's enhanced speech is the SE model's: scored with it.
+                cp "${enh_exp}/decode/${dset}/spk1.scp" "${_dir}/${dset}.tmp/spk1.scp"
+            fi
             touch "${_dir}/${dset}.tmp/.done"
             rm -rf "${_dir:?}/${dset}"
             mv "${_dir}/${dset}.tmp" "${_dir}/${dset}"
@@ -395,18 +412,18 @@ if run_stage 9; then
 fi
 
 if run_stage 10; then
-    log "Stage 10: scoring -> ${exp}/RESULTS.md"
+    log "Stage 10: scoring -> ${results_md}"
     for dset in "${test_sim[@]}"; do
-        _score=${exp}/decode/${dset}/score
+        _score=${decode_dir}/${dset}/score
         if [ -f "${_score}/.done" ]; then
             log "skip: ${_score}"
             continue
         fi
         ${python} -m espnet2_merit.bin.merit_score --ref_dir "${dumpdir}/raw/${dset}" \
-            --hyp_dir "${exp}/decode/${dset}" --out_dir "${_score}" --nj "${nj}"
+            --hyp_dir "${decode_dir}/${dset}" --out_dir "${_score}" --nj "${nj}"
         touch "${_score}/.done"
     done
-    ${python} -m espnet2_merit.bin.merit_score --results "${exp}"
+    ${python} -m espnet2_merit.bin.merit_score --results "${exp}" --decode_dir "${decode_dir}"
 fi
 
 if run_stage 11; then
@@ -458,8 +475,8 @@ if run_stage 13; then
     fi
 fi
 
-if [ "${stop_stage}" -ge 10 ] && [ -f "${exp}/RESULTS.md" ]; then
-    log "Results (${exp}/RESULTS.md):"
-    sed -n '/^## Results/,/^## Expert usage/p' "${exp}/RESULTS.md" | sed '$d'
+if [ "${stop_stage}" -ge 10 ] && [ -f "${results_md}" ]; then
+    log "Results (${results_md}):"
+    sed -n '/^## Results/,/^## Expert usage/p' "${results_md}" | sed '$d'
 fi
 log "Successfully finished. [elapsed=${SECONDS}s]"
