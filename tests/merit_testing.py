@@ -31,12 +31,12 @@ def data_args(train: Path, valid: Path, names=("speech", "speech_ref1", "emotion
     return cmd
 
 
-def load_local(name: str):
-    """A top-level ``local/`` script as a module (registered in ``sys.modules``, so
-    worker processes can unpickle its functions)."""
+def load_local(name: str, folder: str = "local"):
+    """A top-level ``local/`` (or ``bench/``) script as a module (registered in
+    ``sys.modules``, so worker processes can unpickle its functions)."""
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(
-            name, REPO / "local" / f"{name}.py"
+            name, REPO / folder / f"{name}.py"
         )
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Method comparison on the mini recipe: the paper's five systems (SER only on noisy
+# speech, SE pre-processing = SE-only model then SER-only model, naive MTL, dense
+# MERIT, sparse MERIT) plus two variants of sparse MERIT: the authors' untrained hard
+# router (fusion_conf.router_grad=none) and experts that read a learned weighted sum
+# of the layers instead of their concatenation (fusion_conf.combine=weighted_sum, the
+# cheap expert shape of bench/cost.py), each trained with the same budget (step 1 with the
+# SSL frozen, then step 2) for several seeds, decoded and scored on every test SNR
+# and noise set, then tabulated by bench/methods_table.py.
+#
+#   bash bench/methods.sh                    # ~60 min on 2 cores
+#   bash bench/methods.sh --seeds "7" --step2_epochs 2   # a quick look
+#
+# Runs in the mini recipe's directory with its own --expdir, so the corpus (stages
+# 1-5) is shared with the README's main command and prepared here if missing.
+# Finished runs are skipped on a re-run (the stage script's .done markers).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+seeds="7 8 9"         # the paper's seed, and two more
+step1_epochs=2        # SSL frozen, heads trained (the mini recipe: 3)
+step2_epochs=6        # joint fine-tuning (the mini recipe: 10); fits the hour
+parallel=2            # runs at a time, each with cores / parallel threads
+expdir=exp/bench_methods
+out=${repo}/bench/results/methods.md
+help_message="Usage: $0 [--seeds \"7 8 9\"] [--step1_epochs N] [--step2_epochs N] [--parallel N] [--expdir DIR] [--out FILE]"
+. "${repo}/egs2/TEMPLATE/merit1/scripts/utils/parse_options.sh" || exit 1
+[ $# -eq 0 ] || { echo "${help_message}" >&2; exit 2; }
+
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (methods.sh) $*"; }
+SECONDS=0
+recipe=${repo}/egs2/mini_msp_podcast/merit1
+cd "${recipe}"
+. ./path.sh
+mkdir -p "${expdir}/logs"
+cores=$(nproc)
+threads=$(( cores / parallel > 0 ? cores / parallel : 1 ))
+export OMP_NUM_THREADS=${threads} MKL_NUM_THREADS=${threads}
+
+# system -> config and extra training options (the hard router is a YAML override)
+declare -A config=(
+    [ser_only]=conf/tuning/train_ser_only_tiny.yaml
+    [se_only]=conf/tuning/train_se_only_tiny.yaml
+    [naive_mtl]=conf/tuning/train_naive_mtl_tiny.yaml
+    [dense_merit]=conf/tuning/train_dense_merit_tiny.yaml
+    [sparse_merit]=conf/tuning/train_sparse_merit_tiny.yaml
+    [sparse_hard]=conf/tuning/train_sparse_merit_tiny.yaml
+    [sparse_ws]=conf/tuning/train_sparse_merit_tiny.yaml
+)
+declare -A extra=(
+    [sparse_hard]="--fusion_conf router_grad=none"
+    [sparse_ws]="--fusion_conf combine=weighted_sum"
+)
+systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws"
+
+log "data (stages 1-6) in ${recipe}, experiments in ${recipe}/${expdir}"
+./run.sh --stage 1 --stop_stage 6 --expdir "${expdir}" > "${expdir}/logs/data.log" 2>&1 \
+    || { tail -n 30 "${expdir}/logs/data.log"; exit 1; }
+
+one_run() {  # one_run SYSTEM SEED: train (stages 7-8), decode and score (9-10)
+    local system=$1 seed=$2 tag=$1_seed$2
+    ./run.sh --stage 7 --stop_stage 10 --expdir "${expdir}" --tag "${tag}" \
+        --nj 1 --inference_nj 1 --train_config "${config[${system}]}" \
+        --step1_config "${config[${system}]}" \
+        --step1_args "--freeze_param frontend.upstream --max_epoch ${step1_epochs} --seed ${seed} ${extra[${system}]:-}" \
+        --train_args "--max_epoch ${step2_epochs} --seed ${seed} ${extra[${system}]:-}" \
+        > "${expdir}/logs/${tag}.log" 2>&1
+}
+
+cascade() {  # cascade SEED: the SER-only model on the SE-only model's output
+    local seed=$1
+    ./run.sh --stage 9 --stop_stage 10 --expdir "${expdir}" --tag "ser_only_seed${seed}" \
+        --nj 1 --inference_nj 1 --train_config "${config[ser_only]}" \
+        --enh_exp "${expdir}/merit_se_only_seed${seed}" \
+        > "${expdir}/logs/sepre_seed${seed}.log" 2>&1
+}
+
+run_all() {  # run_all FUNCTION "ARGS" ...: at most ${parallel} at a time
+    local func=$1
+    shift
+    for job in "$@"; do
+        while [ "$(jobs -rp | wc -l)" -ge "${parallel}" ]; do wait -n || true; done
+        log "${func} ${job}"
+        # shellcheck disable=SC2086
+        ( ${func} ${job} || touch "${expdir}/logs/FAILED.${func}.${job// /_}" ) &
+    done
+    wait
+    if ls "${expdir}"/logs/FAILED.* > /dev/null 2>&1; then
+        log "failed: $(cd "${expdir}/logs" && echo FAILED.*) (logs in ${recipe}/${expdir}/logs/)"
+        exit 1
+    fi
+}
+
+rm -f "${expdir}"/logs/FAILED.*
+jobs_list=()
+for seed in ${seeds}; do
+    for system in ${systems}; do jobs_list+=("${system} ${seed}"); done
+done
+run_all one_run "${jobs_list[@]}"
+# shellcheck disable=SC2086
+run_all cascade ${seeds}
+
+elapsed=${SECONDS}
+header="## Method comparison on the mini corpus (\`bench/methods.sh\`)
+
+- date: $(date '+%Y-%m-%d %H:%M %Z'); $(nproc) CPU cores ($(uname -m)), ${parallel} runs at a time with ${threads} thread(s) each
+- corpus: the mini recipe's (espeak-ng speech, 4 classes; train $(wc -l < dump/raw/train_sim/wav.scp), dev $(wc -l < dump/raw/dev_sim/wav.scp), test $(wc -l < dump/raw/test1_seen_snr-5/wav.scp) utterances per set; train/dev at 5 dB, babble held out as the unseen noise), tiny random WavLM (2 layers, width 64)
+- budget per system and seed: step 1 (SSL frozen) ${step1_epochs} epochs, step 2 (joint) ${step2_epochs} epochs, batch 4, 4 s crops; model selection on the dev set's F1-macro; seeds ${seeds}
+- wall time: $((elapsed / 60)) min $((elapsed % 60)) s for $(echo ${systems} | wc -w) systems x $(echo ${seeds} | wc -w) seeds"
+"${python}" "${repo}/bench/methods_table.py" --expdir "${expdir}" \
+    --seeds ${seeds} --out "${out}" --plot "${out%.md}_f1_vs_snr.png" --header "${header}"
+log "wrote ${out} [elapsed=${SECONDS}s]"
