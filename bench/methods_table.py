@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from espnet2_merit.bin.merit_compare import set_value
 from espnet2_merit.bin.merit_score import (
     format_snr,
     group_sets,
@@ -68,10 +69,7 @@ class Run:
         self._rows: Dict[str, Dict] = {}
 
     def value(self, set_name: str, key: str) -> Optional[float]:
-        summary = self.summaries.get(set_name, {})
-        if key == "f1_macro":
-            return summary.get("ser", {}).get("f1_macro")
-        return summary.get("se", {}).get("enhanced", {}).get(key)
+        return set_value(self.summaries.get(set_name, {}), key)
 
     def rows(self, set_name: str) -> Dict[str, Dict[str, str]]:
         if set_name not in self._rows:

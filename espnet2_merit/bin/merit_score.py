@@ -208,7 +208,9 @@ def read_noisy_cache(ref_dir: Path, inputs: Sequence[Path], keys: Sequence[str])
     except (OSError, ValueError):
         return None
     scores = cache.get("scores", {})
-    if cache.get("inputs") != _fingerprint(inputs) or any(k not in scores for k in keys):
+    if cache.get("inputs") != _fingerprint(inputs) or any(
+        k not in scores for k in keys
+    ):
         return None
     return {k: scores[k] for k in keys}
 
@@ -565,7 +567,10 @@ def results_dir(exp_dir: Path, decode_dir: Optional[Path] = None) -> Path:
     pre-processing cascade's ``decode_enh_<se exp>``), so neither overwrites the
     other."""
     exp_dir = Path(exp_dir)
-    if decode_dir is None or Path(decode_dir).resolve() == (exp_dir / "decode").resolve():
+    if (
+        decode_dir is None
+        or Path(decode_dir).resolve() == (exp_dir / "decode").resolve()
+    ):
         return exp_dir
     return Path(decode_dir)
 
@@ -729,13 +734,24 @@ def get_parser() -> argparse.ArgumentParser:
         "experiment's scores into RESULTS.md (--results)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    # Repeatable, in step: one process scores every set of an experiment (a
+    # process per set pays the imports again, seconds each).
     parser.add_argument(
-        "--ref_dir", type=Path, help="Reference data dir (dump/raw/<set>)"
+        "--ref_dir",
+        type=Path,
+        action="append",
+        help="Reference data dir (dump/raw/<set>); repeat with --hyp_dir and "
+        "--out_dir to score several sets",
     )
     parser.add_argument(
-        "--hyp_dir", type=Path, help="Decoded set (exp/<m>/decode/<set>)"
+        "--hyp_dir",
+        type=Path,
+        action="append",
+        help="Decoded set (exp/<m>/decode/<set>)",
     )
-    parser.add_argument("--out_dir", type=Path, help="Where the scores go")
+    parser.add_argument(
+        "--out_dir", type=Path, action="append", help="Where the scores go"
+    )
     parser.add_argument("--nj", type=int, default=1, help="Processes for SE metrics")
     parser.add_argument(
         "--emotion_list",
@@ -772,22 +788,28 @@ def main(cmd=None):
         missing = [o for o in ("ref_dir", "hyp_dir", "out_dir") if not getattr(args, o)]
         if missing:
             parser.error(f"give --results, or all of --{', --'.join(missing)}")
+        if not len(args.ref_dir) == len(args.hyp_dir) == len(args.out_dir):
+            parser.error(
+                f"--ref_dir, --hyp_dir and --out_dir go together: got "
+                f"{len(args.ref_dir)}, {len(args.hyp_dir)} and {len(args.out_dir)}"
+            )
         if args.nj < 1:
             parser.error("--nj must be >= 1")
-        if not args.force and up_to_date(
-            args.out_dir, args.emotion_list, args.attribute_names
-        ):
-            logger.info(f"{args.out_dir}: scores are up to date, skipped")
-            return
-        summary = score_set(
-            args.ref_dir,
-            args.hyp_dir,
-            args.out_dir,
-            nj=args.nj,
-            emotion_list=args.emotion_list,
-            attribute_names=args.attribute_names,
-        )
-        logger.info(f"{args.hyp_dir.name}: {_one_line(summary)}")
+        for ref_dir, hyp_dir, out_dir in zip(args.ref_dir, args.hyp_dir, args.out_dir):
+            if not args.force and up_to_date(
+                out_dir, args.emotion_list, args.attribute_names
+            ):
+                logger.info(f"{out_dir}: scores are up to date, skipped")
+                continue
+            summary = score_set(
+                ref_dir,
+                hyp_dir,
+                out_dir,
+                nj=args.nj,
+                emotion_list=args.emotion_list,
+                attribute_names=args.attribute_names,
+            )
+            logger.info(f"{hyp_dir.name}: {_one_line(summary)}")
 
 
 def _one_line(summary: Dict) -> str:

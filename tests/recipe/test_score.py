@@ -234,7 +234,9 @@ def test_noisy_input_scored_once_per_set(ref_dir, tmp_path, monkeypatch):
     loads = []
     load = merit_score._load
     monkeypatch.setattr(
-        merit_score, "_load", lambda p, u, what: (loads.append(what), load(p, u, what))[1]
+        merit_score,
+        "_load",
+        lambda p, u, what: (loads.append(what), load(p, u, what))[1],
     )
 
     def noisy_columns(hyp):
@@ -250,6 +252,23 @@ def test_noisy_input_scored_once_per_set(ref_dir, tmp_path, monkeypatch):
     (ref / "wav.scp").write_text((ref / "wav.scp").read_text())  # new mtime
     noisy_columns(make_hyp(ref, tmp_path / "c"))
     assert loads.count("noisy") == len(UTTS)
+
+
+def test_several_sets_in_one_call(ref_dir, tmp_path, capsys):
+    hyps = [
+        make_hyp(ref_dir, tmp_path / n, wrong=w) for n, w in (("a", ()), ("b", (0, 1)))
+    ]
+    cmd = []
+    for hyp in hyps:
+        cmd += ["--ref_dir", str(ref_dir), "--hyp_dir", str(hyp), "--out_dir",
+                str(hyp / "score")]  # fmt: skip
+    merit_score.main(cmd)
+    f1 = [json.loads((h / "score" / "summary.json").read_text())["ser"]["f1_macro"]
+          for h in hyps]  # fmt: skip
+    assert f1[0] == 1.0 and f1[1] < 1.0
+    with pytest.raises(SystemExit):
+        merit_score.main(cmd[:-2])
+    assert "go together: got 2, 2 and 1" in capsys.readouterr().err
 
 
 def _parse_tables(markdown: str):
