@@ -28,7 +28,7 @@ class SERPath(torch.nn.Module):
 
     def forward(self, speech: torch.Tensor) -> torch.Tensor:
         lengths = torch.full((speech.size(0),), speech.size(1), dtype=torch.long)
-        fused, feats_lengths = self.model.encode(speech, lengths)
+        fused, feats_lengths = self.model.encode(speech, lengths, ["ser"])
         out = self.model.ser_head(fused.features["ser"], feats_lengths)
         return out.softmax(-1) if self.model.ser_head.target == "emotion" else out
 

@@ -1,6 +1,6 @@
 """The joint SE + SER model: frontend -> fusion -> SE head and SER head."""
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from espnet2.layers.abs_normalize import AbsNormalize
@@ -70,15 +70,19 @@ class ESPnetMeritModel(AbsESPnetModel):
         self.balance_weight, self.z_loss_weight = balance_weight, z_loss_weight
 
     def encode(
-        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        tasks: Optional[Sequence[str]] = None,
     ) -> Tuple[FusionOutput, torch.Tensor]:
-        """(B, N) waveforms -> fused per-task features and their (B,) lengths."""
+        """(B, N) waveforms -> fused features of ``tasks`` (default all) and their
+        (B,) lengths."""
         x = speech
         if self.normalize is not None:
             x, _ = self.normalize(x.unsqueeze(-1), speech_lengths)
             x = x.squeeze(-1)
         feats, feats_lengths = self.frontend(x, speech_lengths)
-        return self.fusion(feats, feats_lengths), feats_lengths
+        return self.fusion(feats, feats_lengths, tasks), feats_lengths
 
     def inference(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, enhance: bool = True
@@ -91,13 +95,15 @@ class ESPnetMeritModel(AbsESPnetModel):
             and the SE head's output with (B, N) waveforms (None without an SE
             head or with ``enhance=False``).
         """
-        fused, flens = self.encode(speech, speech_lengths)
+        enhance = enhance and self.se_head is not None
+        tasks = [t for t in self.fusion.tasks if t == "ser" or enhance]
+        fused, flens = self.encode(speech, speech_lengths, tasks)
         ser = se = None
         if self.ser_head is not None:
             ser = self.ser_head(fused.features["ser"], flens).float()
             if self.ser_head.target == "emotion":
                 ser = ser.softmax(-1)
-        if self.se_head is not None and enhance:
+        if enhance:
             se = self.se_head(speech, speech_lengths, fused.features["se"], flens, True)
         return fused, flens, ser, se
 

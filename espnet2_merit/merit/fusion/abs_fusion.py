@@ -2,7 +2,7 @@
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -45,11 +45,28 @@ class AbsFusion(torch.nn.Module, ABC):
     def output_size(self) -> int:
         """Size D' of each task's feature."""
 
+    def needed(self, tasks: Optional[Sequence[str]]) -> Tuple[str, ...]:
+        """The tasks whose features a call must return (all by default)."""
+        if tasks is None:
+            return self.tasks
+        unknown = [t for t in tasks if t not in self.tasks]
+        if unknown:
+            raise ValueError(f"tasks {unknown} are not among the fusion's {self.tasks}")
+        return tuple(tasks)
+
     @abstractmethod
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> FusionOutput:
+    def forward(
+        self,
+        feats: torch.Tensor,
+        lengths: torch.Tensor,
+        tasks: Optional[Sequence[str]] = None,
+    ) -> FusionOutput:
         """Fuse.
 
         Args:
             feats: (B, T, L, D) layer stack.
             lengths: (B,) valid frames.
+            tasks: Tasks whose features are needed (default: all). Only these get
+                ``features``, so their work alone is done (emotion-only inference
+                skips the SE experts); routing is still reported for every task.
         """

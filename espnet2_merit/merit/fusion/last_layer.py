@@ -1,6 +1,6 @@
 """One layer of the stack, unchanged (the SER-only / SE-only baselines)."""
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from typeguard import typechecked
@@ -28,7 +28,12 @@ class LastLayerFusion(AbsFusion):
     def output_size(self) -> int:
         return self.input_size
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> FusionOutput:
+    def forward(
+        self,
+        feats: torch.Tensor,
+        lengths: torch.Tensor,
+        tasks: Optional[Sequence[str]] = None,
+    ) -> FusionOutput:
         x = feats[:, :, self.layer]
         x = x.masked_fill(~valid_mask(lengths, x.size(1))[..., None], 0.0)
-        return FusionOutput({t: x for t in self.tasks})
+        return FusionOutput({t: x for t in self.needed(tasks)})

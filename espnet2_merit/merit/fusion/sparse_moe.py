@@ -6,7 +6,7 @@ expert are gathered, the expert runs once on them (once even when several tasks 
 it for the same frame) and the results are gathered back per task.
 """
 
-from typing import Dict, NamedTuple, Sequence
+from typing import Dict, NamedTuple, Optional, Sequence
 
 import torch
 from typeguard import typechecked
@@ -156,6 +156,8 @@ class SparseMoEFusion(AbsFusion):
         Returns:
             Task -> (N, D_out) gate-weighted sum of its chosen experts' outputs.
         """
+        if not routing:
+            return {}
         if torch.jit.is_tracing():
             # An exported graph serves every input, so data-dependent grouping would
             # be frozen into it: compute every expert and gather the chosen ones.
@@ -192,19 +194,26 @@ class SparseMoEFusion(AbsFusion):
             for t, r in routing.items()
         }
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> FusionOutput:
-        """Fuse (B, T, L, D) stacks into (B, T, output_size) task features."""
+    def forward(
+        self,
+        feats: torch.Tensor,
+        lengths: torch.Tensor,
+        tasks: Optional[Sequence[str]] = None,
+    ) -> FusionOutput:
+        """Fuse (B, T, L, D) stacks into (B, T, output_size) features of ``tasks``
+        (default all); every task is routed, only those tasks' experts run."""
         bsz, frames = feats.shape[:2]
         mask = valid_mask(lengths, frames)
         tokens = self.tokens(feats, lengths)
         routing = self.route(tokens)
-        mixed = self.dispatch(tokens, routing)
+        mixed = self.dispatch(tokens, {t: routing[t] for t in self.needed(tasks)})
 
         out = FusionOutput(features={})
         for t, r in routing.items():
-            feat = mixed[t].new_zeros(bsz, frames, self._output_size)
-            feat[mask] = mixed[t]
-            out.features[t] = feat
+            if t in mixed:
+                feat = mixed[t].new_zeros(bsz, frames, self._output_size)
+                feat[mask] = mixed[t]
+                out.features[t] = feat
             experts = torch.full(
                 (bsz, frames, self.top_k), -1, dtype=torch.long, device=feats.device
             )

@@ -1,6 +1,6 @@
 """Softmax-weighted sum of LayerNorm'd layers (the paper's naive-MTL baseline)."""
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from typeguard import typechecked
@@ -35,10 +35,17 @@ class WeightedSumFusion(AbsFusion):
     def output_size(self) -> int:
         return self.input_size
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> FusionOutput:
+    def forward(
+        self,
+        feats: torch.Tensor,
+        lengths: torch.Tensor,
+        tasks: Optional[Sequence[str]] = None,
+    ) -> FusionOutput:
         x = self.norm(feats)
         mask = valid_mask(lengths, x.size(1))[..., None]
-        mixed = {n: w(x).masked_fill(~mask, 0.0) for n, w in self.weights.items()}
-        return FusionOutput(
-            {t: mixed[t if self.per_task else "shared"] for t in self.tasks}
-        )
+        names = {t: t if self.per_task else "shared" for t in self.needed(tasks)}
+        mixed = {
+            n: self.weights[n](x).masked_fill(~mask, 0.0)
+            for n in dict.fromkeys(names.values())
+        }
+        return FusionOutput({t: mixed[n] for t, n in names.items()})

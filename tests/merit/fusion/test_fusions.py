@@ -61,6 +61,17 @@ def test_batch_equals_one_by_one(name):
         torch.testing.assert_close(out.features[task][1, :6], one_b.features[task][0])
 
 
+@pytest.mark.parametrize("name", FUSIONS)
+def test_a_subset_of_tasks_gets_the_same_features(name):
+    fusion = _build(name).eval()
+    torch.manual_seed(3)
+    feats, lengths = torch.randn(2, 7, L, D), torch.tensor([7, 4])
+    both = fusion(feats, lengths)
+    ser = fusion(feats, lengths, tasks=["ser"])
+    assert list(ser.features) == ["ser"]
+    torch.testing.assert_close(ser.features["ser"], both.features["ser"])
+
+
 def test_weighted_sum_shares_or_separates_weights():
     shared = _build("weighted_sum")
     separate = _build("weighted_sum_per_task")

@@ -188,3 +188,18 @@ def test_weighted_sum_combine_uses_layer_sized_input():
 def test_bad_settings_are_clear_errors(kw):
     with pytest.raises(ValueError):
         _fusion(**kw)
+
+
+def test_only_the_needed_tasks_experts_run():
+    """Emotion-only inference skips the SE task's experts; both are still routed."""
+    fusion = _fusion()
+    feats, lengths = _inputs()
+    both = fusion(feats, lengths)
+    rows = _count_rows(fusion)
+    out = fusion(feats, lengths, tasks=["ser"])
+    assert list(out.features) == ["ser"] and set(out.routes) == {"se", "ser"}
+    torch.testing.assert_close(out.features["ser"], both.features["ser"])
+    assert sum(rows) == int(lengths.sum())  # the SER task's top-1 pairs only
+    assert fusion(feats, lengths, tasks=[]).features == {}
+    with pytest.raises(ValueError, match=r"tasks \['asr'\] are not among"):
+        fusion(feats, lengths, tasks=["asr"])
