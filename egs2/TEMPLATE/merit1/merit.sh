@@ -413,16 +413,22 @@ fi
 
 if run_stage 10; then
     log "Stage 10: scoring -> ${results_md}"
+    _sets=()
+    _opts=()
     for dset in "${test_sim[@]}"; do
         _score=${decode_dir}/${dset}/score
         if [ -f "${_score}/.done" ]; then
             log "skip: ${_score}"
             continue
         fi
-        ${python} -m espnet2_merit.bin.merit_score --ref_dir "${dumpdir}/raw/${dset}" \
-            --hyp_dir "${decode_dir}/${dset}" --out_dir "${_score}" --nj "${nj}"
-        touch "${_score}/.done"
+        _sets+=("${dset}")
+        _opts+=(--ref_dir "${dumpdir}/raw/${dset}" --hyp_dir "${decode_dir}/${dset}"
+                --out_dir "${_score}")
     done
+    if [ ${#_sets[@]} -gt 0 ]; then  # one process for all sets: imports paid once
+        ${python} -m espnet2_merit.bin.merit_score "${_opts[@]}" --nj "${nj}"
+        for dset in "${_sets[@]}"; do touch "${decode_dir}/${dset}/score/.done"; done
+    fi
     ${python} -m espnet2_merit.bin.merit_score --results "${exp}" --decode_dir "${decode_dir}"
 fi
 
