@@ -314,7 +314,8 @@ def main():
         "",
         "RTF: seconds of compute per second of audio. (fusion+heads)/backbone: "
         "(whole - backbone) / backbone, the whole model with the SE head's waveform; "
-        "(fusion+SER head): the emotion-only path (`merit predict`). FLOPs: FlopCounterMode (matmul, "
+        "(fusion+SER head): the emotion-only path (`merit predict`). "
+        "FLOPs: FlopCounterMode (matmul, "
         "convolution, attention, LSTM), inference, per second of audio. Peak RSS: "
         "the benchmark process's, after the training steps (weights, gradients, "
         "AdamW state, activations and the Python runtime).",

@@ -13,7 +13,8 @@ with the same seed and utterance of the reference, then an approximate
 randomization test (F1-macro of the pooled predictions) or a Wilcoxon signed-rank
 test (per-utterance SE scores) is run on the pooled pairs.
 
-    python bench/methods_table.py --expdir egs2/mini_msp_podcast/merit1/exp/bench_methods \
+    python bench/methods_table.py \
+        --expdir egs2/mini_msp_podcast/merit1/exp/bench_methods \
         --seeds 7 8 9 --out bench/results/methods.md
 """
 

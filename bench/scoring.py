@@ -14,7 +14,7 @@ the enhanced output and of the noisy input, and the benchmark checks that they a
 - ``merit_score --nj N`` for a second system on the same set, when the noisy
   input's scores come from the set's cache (``noisy_scores.json``).
 
-    .venv/bin/python bench/scoring.py --out bench/results/scoring.md   # ~10 min on 2 cores
+    .venv/bin/python bench/scoring.py --out bench/results/scoring.md  # 8 min, 2 cores
 """
 
 import argparse

@@ -9,8 +9,9 @@ reference systems and paired significance tests.
 
 Each system's scored sets are ``<exp>/decode/<set>/score/{summary.json,per_utt.tsv}``
 (stage 10); a system may also be given by its decode dir (the SE pre-processing
-cascade's ``decode_enh_<se exp>``). Per set, one table: a row per system, columns F1-macro, SSNR, PESQ,
-STOI; each non-reference cell adds the relative change over each reference,
+cascade's ``decode_enh_<se exp>``). Per set, one table: a row per system, columns
+F1-macro, SSNR, PESQ, STOI; each non-reference cell adds the relative change over
+each reference,
 ``(x - ref) / |ref| * 100`` (as in the paper), and the two-sided p-value of a
 paired test on the shared utterances, marked ``*`` when p < alpha:
 approximate randomization for F1-macro, Wilcoxon signed-rank for the SE metrics

@@ -140,7 +140,10 @@ def _load(path: str, utt: str, what: str) -> Tuple[np.ndarray, int]:
     return wav[:, 0], fs
 
 
-def _score_utt(job: Tuple[str, str, Optional[str], str]) -> Tuple[str, Dict[str, float]]:  # fmt: skip
+SEJob = Tuple[str, str, Optional[str], str]  # utt, clean, noisy (None: cached), enh
+
+
+def _score_utt(job: SEJob) -> Tuple[str, Dict[str, float]]:
     """SE metrics of the enhanced output and (unless its path is None, i.e. its
     scores are cached) of the noisy input (worker)."""
     utt, clean_path, noisy_path, enh_path = job
@@ -170,7 +173,7 @@ def _worker_init():
     threadpool_limits(1)
 
 
-def score_se(jobs: List[Tuple[str, str, str, str]], nj: int) -> Dict[str, Dict]:
+def score_se(jobs: List[SEJob], nj: int) -> Dict[str, Dict]:
     """SE metrics of all utterances over ``nj`` processes (chunked, with progress)."""
     bar = tqdm(total=len(jobs), desc="SE metrics", unit="utt", mininterval=2)
     results = {}
