@@ -20,7 +20,7 @@ layers (``fusion_conf.combine: weighted_sum``: 1024 -> 4096 -> 1024 experts inst
 of 25600 -> 4096 -> 1024). On CPU every system runs in its own process, so that
 peak RSS is its own.
 
-    .venv/bin/python bench/cost.py                      # ~35 min on 2 cores
+    .venv/bin/python bench/cost.py                      # 27 min on 2 cores
     .venv/bin/python bench/cost.py --device cuda --bf16 --out bench/results/cost_gpu.md
     .venv/bin/python bench/cost.py --shapes tiny --systems sparse,ser_only
 """

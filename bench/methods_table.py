@@ -21,7 +21,7 @@ test (per-utterance SE scores) is run on the pooled pairs.
 import argparse
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -114,8 +114,9 @@ def pooled_test(key: str, column, runs: List[Run], refs: List[Run], set_name: st
     return paired_wilcoxon(x, y, what=f"{set_name} {column}")
 
 
-def collect(runs: Dict[str, List[Run]]) -> Tuple[Dict, List[Tuple[str, str]]]:
-    """{metric: {noise: {system: {snr: cell}}}} and the (noise, snr) columns."""
+def collect(runs: Dict[str, List[Run]]) -> Dict:
+    """{metric: {"<test>, <noise>": {system: {snr: cell}}}}; a cell holds the mean,
+    std and values over seeds and, per reference, the relative change and test."""
     first = next(iter(runs.values()))[0]
     groups, _ = group_sets(first.summaries)
     results: Dict = {}
