@@ -86,7 +86,8 @@ def build(system: str, ckpt: Path, device: str) -> torch.nn.Module:
         ]
     )  # fmt: skip
     args.emotion_list = ["A", "S", "H", "N"]
-    args.ser_loss_conf["class_weights"] = None  # no training data here
+    for task in args.tasks.values():  # no training data here: unweighted classes
+        task.get("loss_conf", {}).pop("class_weights", None)
     return MeritTask.build_model(args).to(device)
 
 
@@ -142,9 +143,13 @@ def measure(job: Dict) -> Dict:
         with torch.no_grad(), torch.autocast(**cast):
             model.inference(speech, lengths)
 
+    utterance_tasks = [
+        t for t, head in model.heads.items() if head.target_kind != "waveform"
+    ]
+
     def ser_path():  # emotion only (merit predict): no SE head
         with torch.no_grad(), torch.autocast(**cast):
-            model.inference(speech, lengths, enhance=False)
+            model.inference(speech, lengths, tasks=utterance_tasks)
 
     model.eval()
     fns = {"backbone": backbone, "whole": whole, "ser_path": ser_path}

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import yaml
 
-from espnet2_merit.bin.merit_inference import Speech2EmotionEnhance
+from espnet2_merit.inference.speech2emotion import Speech2EmotionEnhance
 from espnet2_merit.tasks.merit import MeritTask
 from espnet2_merit.utils.ssl_checkpoint import make_wavlm_checkpoint
 
@@ -44,7 +44,9 @@ def make_config(shape: str, tmp: Path) -> Path:
         ]
     )  # fmt: skip
     args.emotion_list = ["A", "S", "H", "N"]
-    args.ser_loss_conf["class_weights"] = None  # no training data here
+    for task in args.tasks.values():  # no training data here: unweighted classes
+        task.get("loss_conf", {}).pop("class_weights", None)
+    MeritTask.build_model(args)  # records every option, as training does
     path = tmp / f"{shape}.yaml"
     path.write_text(yaml.safe_dump(vars(args)))
     return path
@@ -67,7 +69,9 @@ def main():
         for shape in args.shapes.split(","):
             config = make_config(shape, Path(tmp))
             for enhance in (False, True):
-                s2e = Speech2EmotionEnhance(config, None, enhance=enhance)
+                s2e = Speech2EmotionEnhance(
+                    config, None, enhance=enhance, allow_random_init=True
+                )
                 s2e(wav[:16000])  # warm-up
                 times = []
                 for _ in range(args.repeats):

@@ -3,15 +3,21 @@
 
 Reads ``<expdir>/merit_<system>_seed<S>/<decode>/<set>/score/{summary.json,
 per_utt.tsv}`` for every system and seed, and writes one markdown file with, per
-metric (F1-macro, SSNR, PESQ, STOI) and noise set (seen, unseen), a table of
-mean ± std over seeds per test SNR, the relative change of the mean over each
-reference system (``(x - ref) / |ref| x 100``, as the paper reports it) and the
-two-sided p-value of a paired test, plus a plot of F1-macro against SNR.
+headline metric of every scored task (the registry's ``headline`` rows,
+``espnet2_merit.scoring.registry``: F1-macro, CCC mean, SSNR, PESQ, STOI) and
+noise set (seen, unseen), a table of mean ± std over seeds per test SNR, the
+relative change of the mean over each reference system (``(x - ref) / |ref| x
+100``, as the paper reports it) and the two-sided p-value of a paired test, plus
+a plot of F1-macro against SNR. For dB metrics (SSNR) the absolute difference of
+the means in dB stands beside the percentage, and ``†`` flags a reference mean
+within ±1 dB of 0 dB, where the percentage is meaningless (it grows without
+bound as the base nears 0).
 
 Significance pools the seeds: every (seed, utterance) pair of a system is paired
-with the same seed and utterance of the reference, then an approximate
-randomization test (F1-macro of the pooled predictions) or a Wilcoxon signed-rank
-test (per-utterance SE scores) is run on the pooled pairs.
+with the same seed and utterance of the reference, then the metric's paired test
+is run on the pooled pairs: an approximate randomization test (F1-macro of the
+pooled predictions) or a Wilcoxon signed-rank test (per-utterance SE scores);
+metrics without a paired test (CCC) get none.
 
     python bench/methods_table.py \
         --expdir egs2/mini_msp_podcast/merit1/exp/bench_methods \
@@ -21,20 +27,21 @@ test (per-utterance SE scores) is run on the pooled pairs.
 import argparse
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from espnet2_merit.bin.merit_compare import set_value
-from espnet2_merit.bin.merit_score import (
+from espnet2_merit.errors import MeritInputError
+from espnet2_merit.scoring.compare import SMALL_DB, change_text, relative, small_base
+from espnet2_merit.scoring.registry import Metric
+from espnet2_merit.scoring.results import (
     format_snr,
     group_sets,
     load_summaries,
     markdown_table,
-    read_per_utt,
 )
-from espnet2_merit.errors import MeritInputError
-from espnet2_merit.metrics.significance import (
+from espnet2_merit.scoring.set_scoring import headline_columns, read_per_utt, task_value
+from espnet2_merit.scoring.significance import (
     paired_randomization_test,
     paired_wilcoxon,
 )
@@ -50,13 +57,7 @@ SYSTEMS = {
     "sparse MERIT, layer-weighted experts": ("sparse_ws", "decode"),
 }
 REFERENCES = ("SE pre-processing", "naive MTL")
-# (key, title, per_utt column, digits)
-METRICS = [
-    ("f1_macro", "SER F1-macro", None, 3),
-    ("ssnr", "SE segmental SNR (dB)", "ssnr", 2),
-    ("pesq", "SE PESQ-wb", "pesq", 2),
-    ("stoi", "SE STOI", "stoi", 3),
-]
+Column = Tuple[str, Metric]  # (task, headline metric)
 
 
 class Run:
@@ -69,8 +70,8 @@ class Run:
             raise MeritInputError(f"{decode_dir}: no scored set (run bench/methods.sh)")
         self._rows: Dict[str, Dict] = {}
 
-    def value(self, set_name: str, key: str) -> Optional[float]:
-        return set_value(self.summaries.get(set_name, {}), key)
+    def value(self, set_name: str, task: str, metric: str) -> Optional[float]:
+        return task_value(self.summaries.get(set_name, {}), task, metric)
 
     def rows(self, set_name: str) -> Dict[str, Dict[str, str]]:
         if set_name not in self._rows:
@@ -91,8 +92,33 @@ def load_runs(expdir: Path, seeds: Sequence[int]) -> Dict[str, List[Run]]:
     return runs
 
 
-def pooled_test(key: str, column, runs: List[Run], refs: List[Run], set_name: str):
-    """Paired test of a system against a reference, (seed, utterance) pairs pooled."""
+def key(column: Column) -> str:
+    """A column's key in the results: ``<task>_<metric>`` (as in comparisons)."""
+    return f"{column[0]}_{column[1].name}"
+
+
+def title(column: Column) -> str:
+    task, m = column
+    return f"{task.upper()} {m.header}" + (f" ({m.unit})" if m.unit else "")
+
+
+def columns(runs: Dict[str, List[Run]]) -> List[Column]:
+    """(task, headline metric) of every task some run scored that some run has a
+    value of, tasks in order of first appearance (systems in ``SYSTEMS`` order)."""
+    return headline_columns(
+        summary
+        for system_runs in runs.values()
+        for run in system_runs
+        for summary in run.summaries.values()
+    )
+
+
+def pooled_test(column: Column, runs: List[Run], refs: List[Run], set_name: str):
+    """The metric's paired test of a system against a reference, (seed,
+    utterance) pairs pooled; None for a metric without one."""
+    task, metric = column
+    if metric.test is None:
+        return None
     ref_labels, hyp_a, hyp_b, x, y = [], [], [], [], []
     for run, ref in zip(runs, refs):
         mine, theirs = run.rows(set_name), ref.rows(set_name)
@@ -101,32 +127,37 @@ def pooled_test(key: str, column, runs: List[Run], refs: List[Run], set_name: st
                 f"{set_name}: {run.dir} and {ref.dir} scored different utterances"
             )
         for utt in sorted(mine):
-            if key == "f1_macro":
-                ref_labels.append(mine[utt]["ref"])
-                hyp_a.append(mine[utt]["hyp"])
-                hyp_b.append(theirs[utt]["hyp"])
+            if metric.test == "randomization":
+                ref_labels.append(mine[utt][f"{task}_ref"])
+                hyp_a.append(mine[utt][f"{task}_hyp"])
+                hyp_b.append(theirs[utt][f"{task}_hyp"])
             else:
-                x.append(float(mine[utt][column]))
-                y.append(float(theirs[utt][column]))
-    if key == "f1_macro":
-        classes = runs[0].summaries[set_name]["ser"]["classes"]
-        return paired_randomization_test(ref_labels, hyp_a, hyp_b, classes)
-    return paired_wilcoxon(x, y, what=f"{set_name} {column}")
+                x.append(float(mine[utt][key(column)]))
+                y.append(float(theirs[utt][key(column)]))
+    if metric.test == "randomization":
+        classes = runs[0].summaries[set_name]["tasks"][task]["details"]["classes"]
+        return paired_randomization_test(
+            ref_labels, hyp_a, hyp_b, classes, statistic=metric.name
+        )
+    return paired_wilcoxon(x, y, what=f"{set_name} {key(column)}")
 
 
 def collect(runs: Dict[str, List[Run]]) -> Dict:
-    """{metric: {"<test>, <noise>": {system: {snr: cell}}}}; a cell holds the mean,
-    std and values over seeds and, per reference, the relative change and test."""
+    """{column key: {"<test>, <noise>": {system: {snr: cell}}}}; a cell holds the
+    mean, std and values over seeds and, per reference, the relative change, the
+    difference, whether the reference is near 0 dB, and the test."""
     first = next(iter(runs.values()))[0]
     groups, _ = group_sets(first.summaries)
     results: Dict = {}
-    for key, _, column, _ in METRICS:
+    for column in columns(runs):
+        task, metric = column
         for (test, noise), sets in groups.items():
-            table = results.setdefault(key, {}).setdefault(f"{test}, {noise}", {})
+            group = f"{test}, {noise}"
+            table = results.setdefault(key(column), {}).setdefault(group, {})
             for name, system_runs in runs.items():
                 row = table[name] = {}
                 for snr, set_name in sets:
-                    values = [r.value(set_name, key) for r in system_runs]
+                    values = [r.value(set_name, task, metric.name) for r in system_runs]
                     if any(v is None for v in values):
                         continue
                     cell = row[format_snr(snr)] = {
@@ -138,71 +169,80 @@ def collect(runs: Dict[str, List[Run]]) -> Dict:
                     for ref in REFERENCES:
                         if ref == name:
                             continue
-                        ref_values = [r.value(set_name, key) for r in runs[ref]]
+                        ref_values = [
+                            r.value(set_name, task, metric.name) for r in runs[ref]
+                        ]
                         if any(v is None for v in ref_values):
                             continue
                         ref_mean = float(np.mean(ref_values))
-                        test_ = pooled_test(
-                            key, column, system_runs, runs[ref], set_name
-                        )
+                        test_ = pooled_test(column, system_runs, runs[ref], set_name)
                         cell["vs"][ref] = {
-                            "relative_percent": (
-                                None
-                                if ref_mean == 0
-                                else (cell["mean"] - ref_mean) / abs(ref_mean) * 100
-                            ),
-                            "p_value": test_.p_value,
-                            "test": test_.method,
-                            "pairs": test_.num_utts,
+                            "reference_mean": ref_mean,
+                            "relative_percent": relative(cell["mean"], ref_mean),
+                            "difference": cell["mean"] - ref_mean,
+                            "small_base": small_base(ref_mean, metric),
+                            "p_value": None if test_ is None else test_.p_value,
+                            "test": None if test_ is None else test_.method,
+                            "pairs": None if test_ is None else test_.num_utts,
                         }
     return results
 
 
-def _cell(cell: Optional[Dict], digits: int, alpha: float) -> str:
+def _cell(cell: Optional[Dict], metric: Metric, alpha: float) -> str:
     if cell is None:
         return "—"
+    digits = metric.digits
     text = f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
     notes = []
     for ref in REFERENCES:
         vs = cell["vs"].get(ref)
         if vs is None:
             continue
-        rel = vs["relative_percent"]
         p = vs["p_value"]
         star = "*" if p is not None and np.isfinite(p) and p < alpha else ""
-        notes.append("n/a" if rel is None else f"{rel:+.1f}%{star}")
+        notes.append(change_text(cell["mean"], vs["reference_mean"], metric, star))
     return text + (f" ({' / '.join(notes)})" if notes else "")
 
 
-def markdown(results: Dict, alpha: float) -> str:
+def markdown(results: Dict, cols: List[Column], alpha: float) -> str:
     parts = []
-    for key, title, _, digits in METRICS:
-        for group, table in results[key].items():
+    for column in cols:
+        for group, table in results.get(key(column), {}).items():
             snrs = sorted({s for row in table.values() for s in row}, key=float)
             body = [
-                [name] + [_cell(row.get(s), digits, alpha) for s in snrs]
+                [name] + [_cell(row.get(s), column[1], alpha) for s in snrs]
                 for name, row in table.items()
                 if row
             ]
+            if not body:
+                continue
             header = ["system"] + [f"{s} dB" for s in snrs]
             parts.append(
-                f"### {title}, {group} noise\n\n{markdown_table(header, body)}"
+                f"### {title(column)}, {group} noise\n\n{markdown_table(header, body)}"
             )
     return "\n\n".join(parts)
 
 
-def plot(results: Dict, path: Path):
+def plot_column(cols: List[Column]) -> Optional[Column]:
+    """The plotted metric: the first label task's headline (F1-macro)."""
+    return next((c for c in cols if c[1].kind == "label"), cols[0] if cols else None)
+
+
+def plot(results: Dict, column: Column, path: Path):
+    """One metric (mean ± std over seeds) against the test SNR, a panel per noise
+    set."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = list(results["f1_macro"])
+    table = results[key(column)]
+    groups = list(table)
     fig, axes = plt.subplots(
         1, len(groups), figsize=(5.5 * len(groups), 4), sharey=True
     )
     for ax, group in zip(np.atleast_1d(axes), groups):
-        for name, row in results["f1_macro"][group].items():
+        for name, row in table[group].items():
             snrs = sorted(row, key=float)
             ax.errorbar(
                 [float(s) for s in snrs],
@@ -215,7 +255,7 @@ def plot(results: Dict, path: Path):
         ax.set_title(f"{group} noise")
         ax.set_xlabel("test SNR (dB)")
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("SER F1-macro (mean ± std over seeds)")
+    np.atleast_1d(axes)[0].set_ylabel(f"{title(column)} (mean ± std over seeds)")
     np.atleast_1d(axes)[-1].legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +277,9 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd=None):
     args = get_parser().parse_args(cmd)
     runs = load_runs(args.expdir, args.seeds)
+    cols = columns(runs)
+    if not cols:
+        raise MeritInputError(f"{args.expdir}: no run has a headline metric")
     results = collect(runs)
     refs = " / ".join(REFERENCES)
     text = [
@@ -246,15 +289,18 @@ def main(cmd=None):
         f"brackets the relative change of the mean over {refs}, "
         f"(x - ref) / |ref| x 100 %, `*` where the pooled paired test gives "
         f"p < {args.alpha} (F1-macro: approximate randomization, 10,000 rounds; "
-        "SE metrics: Wilcoxon signed-rank; the (seed, utterance) pairs of all seeds "
-        "pooled). SE-only metrics of the SE pre-processing system are its SE "
-        "model's; the SER-only system has none.",
+        "SE metrics: Wilcoxon signed-rank; CCC: no test; the (seed, utterance) "
+        "pairs of all seeds pooled). dB metrics add the difference of the means "
+        f"in dB; `†`: the reference's mean is within ±{SMALL_DB:g} dB of 0 dB, where "
+        "the percentage is meaningless (read the dB difference). SE metrics of the "
+        "SE pre-processing system are its SE model's; the SER-only system has none.",
         "",
-        markdown(results, args.alpha),
+        markdown(results, cols, args.alpha),
     ]
-    if args.plot:
-        plot(results, args.plot)
-        text += ["", f"![F1-macro vs SNR]({args.plot.name})"]
+    plotted = plot_column(cols)
+    if args.plot and plotted is not None:
+        plot(results, plotted, args.plot)
+        text += ["", f"![{title(plotted)} vs SNR]({args.plot.name})"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(text).lstrip() + "\n", encoding="utf-8")
     args.out.with_suffix(".json").write_text(

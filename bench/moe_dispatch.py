@@ -30,8 +30,8 @@ from typing import Callable, Dict, List
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from espnet2_merit.merit.fusion.layers import valid_mask
 from espnet2_merit.merit.fusion.sparse_moe import SparseMoEFusion
+from espnet2_merit.utils.masks import valid_mask
 
 TASKS = ("se", "ser")
 # Issue targets on CPU: ours / ideal for every E, ours / dense-mask per E.

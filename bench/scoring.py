@@ -19,6 +19,7 @@ the enhanced output and of the noisy input, and the benchmark checks that they a
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import tempfile
@@ -30,15 +31,19 @@ import soundfile
 from pesq import pesq
 from pystoi import stoi
 
-from espnet2_merit.bin.merit_score import read_per_utt, score_set
-from espnet2_merit.metrics.se import segmental_snr, si_sdr
+from espnet2_merit.merit.heads.targets import WaveformTarget
+from espnet2_merit.scoring.se import segmental_snr, si_sdr
+from espnet2_merit.scoring.set_scoring import MANIFEST, read_per_utt, score_set
 from espnet2_merit.utils.synthetic import voice
 
 FS = 16000
+TASK = "se"  # the decoded set's one task: enhanced speech (spk1.scp)
 
 
 def make_sets(root: Path, num: int, seconds: float, seed: int = 0):
-    """Reference dir (noisy wav.scp, clean spk1.scp) and a decoded set."""
+    """Reference dir (noisy wav.scp, clean spk1.scp) and a decoded set (the
+    enhanced spk1.scp and the manifest of its one waveform task, as
+    ``espnet2_merit.inference.decode_dir`` writes it)."""
     rng = np.random.default_rng(seed)
     (root / "wav").mkdir(parents=True)
     scp = {"wav.scp": [], "spk1.scp": [], "enh.scp": []}
@@ -60,7 +65,10 @@ def make_sets(root: Path, num: int, seconds: float, seed: int = 0):
     hyp.mkdir()
     (ref / "wav.scp").write_text("".join(scp["wav.scp"]))
     (ref / "spk1.scp").write_text("".join(scp["spk1.scp"]))
-    (hyp / "spk1.scp").write_text("".join(scp["enh.scp"]))
+    target = WaveformTarget("speech_ref1")
+    (hyp / target.file_name).write_text("".join(scp["enh.scp"]))
+    manifest = {"tasks": {TASK: target.describe()}, "files": [target.file_name]}
+    (hyp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return ref, hyp
 
 
@@ -87,13 +95,19 @@ def one_at_a_time(ref: Path, hyp: Path) -> dict:
 
 
 def from_score_dir(score_dir: Path) -> dict:
+    """{utt: {metric[_noisy]: value}} of the task's per_utt.tsv columns."""
     _, rows = read_per_utt(score_dir / "per_utt.tsv")
+    prefix = f"{TASK}_"
     return {
-        u: {k: float(v) for k, v in r.items() if k != "utt"} for u, r in rows.items()
+        u: {k[len(prefix) :]: float(v) for k, v in r.items() if k.startswith(prefix)}
+        for u, r in rows.items()
     }
 
 
 def max_difference(a: dict, b: dict) -> float:
+    """Largest difference between two {utt: {metric: value}} (same metrics)."""
+    if a.keys() != b.keys() or any(a[u].keys() != b[u].keys() for u in a):
+        raise ValueError("the methods scored different utterances or metrics")
     return max(abs(a[u][k] - b[u][k]) for u in a for k in a[u])
 
 

@@ -60,7 +60,7 @@ def trained_exp(tiny_wavlm, data_dirs, tmp_path_factory):
     Returns (config.yaml, best checkpoint).
     """
     import numpy as np
-    from merit_testing import TINY_CONFIGS
+    from merit_testing import SPARSE_TINY
 
     from espnet2_merit.bin.merit_train import main as train_main
 
@@ -68,7 +68,7 @@ def trained_exp(tiny_wavlm, data_dirs, tmp_path_factory):
     stats = root / "feats_stats.npz"
     np.savez(stats, count=np.array(1000), sum=np.zeros(1), sum_square=np.full(1, 10.0))
     train, valid = data_dirs
-    config = next(c for c in TINY_CONFIGS if "sparse" in c.name)
+    config = SPARSE_TINY
     train_main(
         [
             "--config", str(config),

@@ -9,31 +9,28 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 TINY_CONFIGS = sorted((CONF / "tuning").glob("train_*_tiny.yaml"))
 PAPER_CONFIGS = sorted(CONF.glob("*.yaml"))
+SPARSE_TINY = CONF / "tuning" / "train_sparse_merit_tiny.yaml"
+THREE_TASK_TINY = CONF / "tuning" / "train_sparse_merit_3task_tiny.yaml"
 
 
 def data_args(train: Path, valid: Path, names=("speech", "speech_ref1", "emotion")):
-    """Command-line data options for MeritTask."""
-    files = {
-        "speech": ("wav.scp", "sound"),
-        "speech_ref1": ("spk1.scp", "sound"),
-        "emotion": ("emotion", "text"),
-        "emotion_attr": ("emotion_attr", "text"),
-    }
+    """Command-line data and shape options for MeritTask."""
+    from espnet2_merit.utils.datadir import data_options
+
     cmd = []
     for split, d in (("train", train), ("valid", valid)):
-        for name in names:
-            fname, kind = files[name]
-            cmd += [
-                f"--{split}_data_path_and_name_and_type",
-                f"{d}/{fname},{name},{kind}",
-            ]
+        cmd += data_options(split, d, names)
         cmd += [f"--{split}_shape_file", f"{d}/wav.scp"]
     return cmd
 
 
-def load_local(name: str, folder: str = "local"):
-    """A top-level ``local/`` (or ``bench/``) script as a module (registered in
-    ``sys.modules``, so worker processes can unpickle its functions)."""
+MINI_LOCAL = "egs2/mini_msp_podcast/merit1/local"
+MSP_LOCAL = "egs2/msp_podcast/merit1/local"
+
+
+def load_local(name: str, folder: str = MINI_LOCAL):
+    """A recipe's ``local/`` script (or a ``bench/`` one) as a module (registered
+    in ``sys.modules``, so worker processes can unpickle its functions)."""
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(
             name, REPO / folder / f"{name}.py"

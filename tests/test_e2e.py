@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from merit_testing import REPO, TINY_CONFIGS
+from merit_testing import REPO, SPARSE_TINY
 
 from espnet2_merit.bin.merit_train import main as train_main
 
@@ -39,14 +39,15 @@ def test_demo_trains_one_epoch(tmp_path):
     assert (exp / "1epoch.pth").exists() and (exp / "valid.loss.best.pth").exists()
     config = yaml.safe_load((exp / "config.yaml").read_text())
     assert config["fusion"] == "sparse_moe"
-    assert len(config["ser_loss_conf"]["class_weights"]) == 4
+    assert len(config["tasks"]["ser"]["loss_conf"]["class_weights"]) == 4
     losses = _final_losses(exp)
     assert all(math.isfinite(v) for v in losses.values()), losses
     # Model selection on the whole dev set's F1-macro (MeritTrainer).
-    assert (exp / "valid.f1_macro.best.pth").exists()
+    assert (exp / "valid.ser_f1_macro.best.pth").exists()
     stats = torch.load(exp / "checkpoint.pth", weights_only=False)["reporter"]
     valid = stats["stats"][1]["valid"]
-    assert 0 <= valid["f1_macro"] <= 1 and not any(k.startswith("suff_") for k in valid)
+    assert 0 <= valid["ser_f1_macro"] <= 1
+    assert not any(k.startswith("suff") for k in valid)
     assert "1epoch results" in proc.stderr  # ESPnet's INFO logging is on
 
 
@@ -54,7 +55,7 @@ def test_demo_trains_one_epoch(tmp_path):
 def test_collect_stats_then_train_with_global_mvn(train_cmd, tmp_path):
     """The recipe's protocol: --collect_stats gives the waveform mean/variance that
     normalize: global_mvn uses (z-normalisation with training-set statistics)."""
-    config = next(c for c in TINY_CONFIGS if "sparse" in c.name)
+    config = SPARSE_TINY
     common = train_cmd(config, "--ngpu", "0")
     stats_dir = tmp_path / "stats"
     train_main([*common, "--collect_stats", "true", "--output_dir", str(stats_dir)])

@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from espnet2_merit.utils.datadir import data_options
 from espnet2_merit.utils.ssl_checkpoint import make_wavlm_checkpoint
 from espnet2_merit.utils.synthetic import make_data_dir
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "tuning"
+NAMES = ("speech", "speech_ref1", "emotion")  # what the sparse config trains on
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -30,16 +32,6 @@ def main(cmd=None):
     train = make_data_dir(out / "data" / "train", args.num_utts, seed=1)
     valid = make_data_dir(out / "data" / "valid", max(4, args.num_utts // 4), seed=2)
 
-    def data(split, d):
-        return [
-            f"--{split}_data_path_and_name_and_type",
-            f"{d}/wav.scp,speech,sound",
-            f"--{split}_data_path_and_name_and_type",
-            f"{d}/spk1.scp,speech_ref1,sound",
-            f"--{split}_data_path_and_name_and_type",
-            f"{d}/emotion,emotion,text",
-        ]
-
     cmd = [
         "--config",
         str(args.config),
@@ -53,8 +45,8 @@ def main(cmd=None):
         str(args.max_epoch),
         "--ngpu",
         "0",
-        *data("train", train),
-        *data("valid", valid),
+        *data_options("train", train, NAMES),
+        *data_options("valid", valid, NAMES),
         "--train_shape_file",
         str(train / "wav.scp"),
         "--valid_shape_file",

@@ -1,20 +1,15 @@
 #!/usr/bin/env python3
-"""Split the keys of a Kaldi-style file into contiguous shards for parallel jobs.
+"""Split the keys of a Kaldi-style file into contiguous shards for parallel jobs
+(``espnet2_merit.recipe.split``); prints the number of shards.
 
     python -m espnet2_merit.bin.merit_split --nj 4 data/test/wav.scp exp/logdir/keys
-
-writes ``keys.1`` ... ``keys.N`` (one utterance id per line, N = min(--nj, number of
-utterances), sizes differing by at most one) and prints N, which the stage script
-uses as its job count.
 """
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from espnet2_merit.errors import MeritInputError
-from espnet2_merit.utils.datadir import atomic_write_text, read_kaldi
+from espnet2_merit.utils.cli import entry_point
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -27,28 +22,12 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def split_keys(scp: Path, nj: int, outdir: Path) -> int:
-    if nj < 1:
-        raise MeritInputError(f"--nj must be at least 1, got {nj}")
-    keys = list(read_kaldi(scp))
-    if not keys:
-        raise MeritInputError(f"{scp}: no utterances")
-    num = min(nj, len(keys))
-    outdir.mkdir(parents=True, exist_ok=True)
-    for old in outdir.glob("keys.*"):
-        old.unlink()
-    for i in range(num):
-        shard = keys[i * len(keys) // num : (i + 1) * len(keys) // num]
-        atomic_write_text(outdir / f"keys.{i + 1}", "\n".join(shard) + "\n")
-    return num
-
-
 def main(cmd: Optional[Sequence[str]] = None):
     args = get_parser().parse_args(cmd)
-    try:
+    with entry_point("merit_split"):
+        from espnet2_merit.recipe.split import split_keys
+
         print(split_keys(args.scp, args.nj, args.outdir))
-    except MeritInputError as e:
-        sys.exit(f"merit_split: {e}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
 """Train a MERIT model (joint SE + SER) with ESPnet's trainer."""
 
-import sys
 from typing import Optional
 
-from espnet2_merit.errors import MeritInputError
 from espnet2_merit.tasks.merit import MeritTask
+from espnet2_merit.utils.cli import entry_point
 
 
 def get_parser():
@@ -20,10 +19,8 @@ def main(cmd: Optional[list] = None):
         % python -m espnet2_merit.bin.merit_train --config conf/sparse_merit.yaml \
             --train_data_path_and_name_and_type dump/train/wav.scp,speech,sound ...
     """
-    try:
+    with entry_point("merit_train", log_level=None):
         MeritTask.main(cmd=cmd)
-    except MeritInputError as e:
-        sys.exit(f"merit_train: error: {e}")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ import torch
 from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.layers.utterance_mvn import UtteranceMVN
 
+from espnet2_merit.utils.masks import valid_mask
 
-def _valid(x: torch.Tensor, ilens: Optional[torch.Tensor]) -> torch.Tensor:
+
+def _valid(x: torch.Tensor, ilens: torch.Tensor) -> torch.Tensor:
     """(B, L, ...) -> (B, L, 1, ...) True on valid samples."""
-    if ilens is None:
-        ilens = torch.full((x.size(0),), x.size(1), device=x.device)
-    mask = torch.arange(x.size(1), device=x.device) < ilens.to(x.device)[:, None]
+    mask = valid_mask(ilens.to(x.device), x.size(1))
     return mask.view(*mask.shape, *([1] * (x.dim() - 2)))
 
 

@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import logging
 import sys
+from typing import Optional
 
 from espnet2_merit.errors import MeritInputError
 
@@ -21,9 +22,12 @@ def add_log_level(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def entry_point(prog: str, log_level: str = "INFO"):
-    """Run the body of ``main``: logging configured, ``MeritInputError`` -> exit."""
-    logging.basicConfig(level=log_level, format=LOG_FORMAT)
+def entry_point(prog: str, log_level: Optional[str] = "INFO"):
+    """Run the body of ``main``: logging configured (unless ``log_level`` is None:
+    ESPnet's trainer configures its own), ``MeritInputError`` -> one line and
+    exit status 1."""
+    if log_level is not None:
+        logging.basicConfig(level=log_level, format=LOG_FORMAT)
     try:
         yield
     except MeritInputError as e:

@@ -4,7 +4,7 @@ files, and reading the audio they list, with errors that name the file and line.
 import hashlib
 import os
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import soundfile
@@ -26,14 +26,54 @@ KEYED_TEXT_FILES = (
 SOUND_SCPS = ("wav.scp", "spk1.scp")
 
 
-def read_kaldi(path: PathLike) -> Dict[str, str]:
-    """A "<key> <value>" file as an insertion-ordered dict (values may hold
-    spaces); blank lines are skipped, a missing value or a repeated key is an
-    error naming the line."""
+# Data names (the keys of a batch) -> (file in a data directory, ESPnet loader
+# type). The recipe passes each file a directory has; a name missing here is
+# stored in a text file of its own name.
+DATA_FILES: Dict[str, Tuple[str, str]] = {
+    "speech": ("wav.scp", "sound"),
+    "speech_ref1": ("spk1.scp", "sound"),
+    "emotion": ("emotion", "text"),
+    "emotion_attr": ("emotion_attr", "text"),
+    "gender": ("utt2gender", "text"),
+}
+
+
+def data_file(name: str) -> Tuple[str, str]:
+    """(file name in a data directory, ESPnet loader type) of a data name."""
+    return DATA_FILES.get(name, (name, "text"))
+
+
+def data_options(
+    split: str, directory: PathLike, names: Optional[Iterable[str]] = None
+) -> List[str]:
+    """ESPnet's ``--<split>_data_path_and_name_and_type`` options for the data
+    files of ``directory`` (only ``names`` if given; each must exist then)."""
+    directory = Path(directory)
+    options = []
+    for name in names or DATA_FILES:
+        file, kind = data_file(name)
+        if names is None and not (directory / file).is_file():
+            continue
+        if not (directory / file).is_file():
+            raise MeritInputError(f"{directory / file}: no such file (data '{name}')")
+        options += [
+            f"--{split}_data_path_and_name_and_type",
+            f"{directory / file},{name},{kind}",
+        ]
+    return options
+
+
+def iter_kaldi(path: PathLike) -> Iterator[Tuple[int, str, str]]:
+    """(line number, key, value) of each line of a "<key> <value>" file.
+
+    Key and value are separated by any whitespace (spaces or tabs, as ESPnet's
+    readers accept); the value may hold spaces. Blank lines are skipped, a line
+    without a value or a repeated key is an error naming the line.
+    """
     path = Path(path)
     if not path.is_file():
         raise MeritInputError(f"{path}: no such file")
-    out: Dict[str, str] = {}
+    seen = set()
     with open(path, encoding="utf-8") as f:
         for num, line in enumerate(f, 1):
             parts = line.strip().split(maxsplit=1)
@@ -43,10 +83,39 @@ def read_kaldi(path: PathLike) -> Dict[str, str]:
                 raise MeritInputError(
                     f"{path}:{num}: expected '<key> <value>', got {line.strip()!r}"
                 )
-            if parts[0] in out:
+            if parts[0] in seen:
                 raise MeritInputError(f"{path}:{num}: key '{parts[0]}' repeated")
-            out[parts[0]] = parts[1]
-    return out
+            seen.add(parts[0])
+            yield num, parts[0], parts[1]
+
+
+def read_kaldi(path: PathLike) -> Dict[str, str]:
+    """A "<key> <value>" file as an insertion-ordered dict (see ``iter_kaldi``)."""
+    return {key: value for _, key, value in iter_kaldi(path)}
+
+
+def read_list(path: PathLike, what: str) -> List[str]:
+    """Distinct entries, one per line (a class list); ``what`` names the option
+    in errors. Empty lists, repeated entries and entries with spaces are errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise MeritInputError(f"{what}: no such file {path}")
+    entries, seen = [], {}
+    for num, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        entry = line.strip()
+        if not entry:
+            continue
+        if len(entry.split()) != 1:
+            raise MeritInputError(f"{path}:{num}: expected one name, got {entry!r}")
+        if entry in seen:
+            raise MeritInputError(
+                f"{path}:{num}: '{entry}' repeated (first on line {seen[entry]})"
+            )
+        seen[entry] = num
+        entries.append(entry)
+    if not entries:
+        raise MeritInputError(f"{what}: {path} is empty")
+    return entries
 
 
 def read_sound_scp(path: PathLike) -> Dict[str, str]:

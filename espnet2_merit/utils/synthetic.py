@@ -12,7 +12,7 @@ from typing import Dict, Sequence, Union
 import numpy as np
 import soundfile
 
-from espnet2_merit.utils.mixing import mix
+from espnet2_merit.simulation.mixing import mix
 
 # (pitch Hz, pitch range, syllables/s, amplitude) per class: angry, sad, happy, neutral.
 PROSODY: Dict[str, tuple] = {

@@ -1,14 +1,17 @@
 """bench/methods_table.py: mean ± std over seeds, relative changes over the
-references and significance with the seeds' (seed, utterance) pairs pooled."""
+references (with the dB difference and a flag for a base near 0 dB) and
+significance with the seeds' (seed, utterance) pairs pooled."""
 
 import json
+import re
 import zlib
 
 import numpy as np
 import pytest
 from merit_testing import load_local
 
-from espnet2_merit.metrics.significance import (
+from espnet2_merit.scoring import registry
+from espnet2_merit.scoring.significance import (
     paired_randomization_test,
     paired_wilcoxon,
 )
@@ -19,25 +22,41 @@ SETS = ("test1_seen_snr-5", "test1_unseen_snr5")
 CLASSES = ["A", "S", "H", "N"]
 UTTS = [f"u{i}" for i in range(12)]
 REFS = [CLASSES[i % 4] for i in range(12)]
+WAVE = [m.name for m in registry.metrics_of("waveform")]
+SMALL = ("naive MTL", SETS[0])  # its SSNR there: about 0.5 dB
 
 
 def _run(decode, system, seed, set_name):
-    """A scored set with random predictions and SE scores (none for SER only)."""
+    """A scored set (summary.json and per_utt.tsv as merit_score writes them) with
+    random predictions and SE scores (no SE task for SER only)."""
     rng = np.random.default_rng(zlib.crc32(f"{system} {seed} {set_name}".encode()))
     hyp = [r if rng.random() < 0.6 else CLASSES[rng.integers(4)] for r in REFS]
     se = system != "SER only (noisy input)"
-    header = ["utt", "ref", "hyp"] + (["ssnr", "pesq", "stoi", "sisdr"] if se else [])
-    rows, cols = [], {m: rng.normal(5, 2, len(UTTS)) for m in header[3:]}
-    for i, utt in enumerate(UTTS):
-        rows.append([utt, REFS[i], hyp[i]] + [f"{cols[m][i]:.4f}" for m in header[3:]])
+    cols = {f"se_{m}": rng.normal(5, 2, len(UTTS)) for m in WAVE} if se else {}
+    if (system, set_name) == SMALL:
+        cols["se_ssnr"] = rng.normal(0.5, 0.1, len(UTTS))
+    header = ["utt", "ser_ref", "ser_hyp"] + list(cols)
+    rows = [
+        [utt, REFS[i], hyp[i]] + [f"{c[i]:.4f}" for c in cols.values()]
+        for i, utt in enumerate(UTTS)
+    ]
     score = decode / set_name / "score"
     score.mkdir(parents=True)
     text = "\n".join("\t".join(r) for r in [header] + rows) + "\n"
     (score / "per_utt.tsv").write_text(text)
-    summary = {"ser": {"f1_macro": rng.uniform(0.2, 0.8), "classes": CLASSES}}
+    tasks = {
+        "ser": {
+            "name": "emotion",
+            "kind": "label",
+            "file": "emotion",
+            "scores": {"f1_macro": rng.uniform(0.2, 0.8)},
+            "details": {"classes": CLASSES},
+        }
+    }
     if se:
-        means = {m: float(np.mean(np.round(cols[m], 4))) for m in header[3:]}
-        summary["se"] = {"enhanced": means}
+        means = {m: float(np.mean(np.round(cols[f"se_{m}"], 4))) for m in WAVE}
+        tasks["se"] = {"kind": "waveform", "file": "spk1.scp", "scores": means}
+    summary = {"set": set_name, "num_utts": len(UTTS), "tasks": tasks}
     (score / "summary.json").write_text(json.dumps(summary))
 
 
@@ -56,43 +75,87 @@ def _column(runs, set_name, key):
     return [r.rows(set_name)[u][key] for r in runs for u in sorted(UTTS)]
 
 
-def test_means_relative_changes_and_pooled_tests(expdir, tmp_path):
-    out = tmp_path / "methods.md"
+@pytest.fixture(scope="module")
+def made(expdir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("table") / "methods.md"
     table.main(["--expdir", str(expdir), "--seeds", *map(str, SEEDS),
-                "--out", str(out), "--plot", str(tmp_path / "f1.png")])  # fmt: skip
-    results = json.loads(out.with_suffix(".json").read_text())
+                "--out", str(out), "--plot", str(out.parent / "f1.png")])  # fmt: skip
+    return out, json.loads(out.with_suffix(".json").read_text())
+
+
+def test_means_relative_changes_and_pooled_tests(expdir, made):
+    out, results = made
     runs = table.load_runs(expdir, SEEDS)
     sparse, mtl = runs["sparse MERIT"], runs["naive MTL"]
-    f1 = [r.value(SETS[0], "f1_macro") for r in sparse]
-    cell = results["f1_macro"]["test1, seen"]["sparse MERIT"]["-5"]
+    f1 = [r.value(SETS[0], "ser", "f1_macro") for r in sparse]
+    cell = results["ser_f1_macro"]["test1, seen"]["sparse MERIT"]["-5"]
     assert cell["mean"] == pytest.approx(np.mean(f1))
     assert cell["std"] == pytest.approx(np.std(f1, ddof=1))
-    ref_mean = np.mean([r.value(SETS[0], "f1_macro") for r in mtl])
+    ref_mean = np.mean([r.value(SETS[0], "ser", "f1_macro") for r in mtl])
     vs = cell["vs"]["naive MTL"]
     assert vs["relative_percent"] == pytest.approx(
         (np.mean(f1) - ref_mean) / ref_mean * 100
     )
     # Pooled over seeds: 2 x 12 pairs, the same p-value as a direct test.
     direct = paired_randomization_test(
-        _column(sparse, SETS[0], "ref"), _column(sparse, SETS[0], "hyp"),
-        _column(mtl, SETS[0], "hyp"), CLASSES,
+        _column(sparse, SETS[0], "ser_ref"), _column(sparse, SETS[0], "ser_hyp"),
+        _column(mtl, SETS[0], "ser_hyp"), CLASSES,
     )  # fmt: skip
     assert vs["pairs"] == 24 and vs["p_value"] == pytest.approx(direct.p_value)
-    ssnr = results["ssnr"]["test1, unseen"]["sparse MERIT"]["5"]["vs"]["naive MTL"]
+    ssnr = results["se_ssnr"]["test1, unseen"]["sparse MERIT"]["5"]["vs"]["naive MTL"]
     wil = paired_wilcoxon(
-        [float(x) for x in _column(sparse, SETS[1], "ssnr")],
-        [float(x) for x in _column(mtl, SETS[1], "ssnr")],
+        [float(x) for x in _column(sparse, SETS[1], "se_ssnr")],
+        [float(x) for x in _column(mtl, SETS[1], "se_ssnr")],
     )
     assert ssnr["p_value"] == pytest.approx(wil.p_value)
     # The SER-only system has no SE scores; references get no comparison to
-    # themselves; the markdown has a table per metric and noise set.
-    assert results["ssnr"]["test1, seen"]["SER only (noisy input)"] == {}
+    # themselves; the markdown has a table per headline metric of each task (no
+    # CCC: no run has an attribute task) and noise set.
+    assert results["se_ssnr"]["test1, seen"]["SER only (noisy input)"] == {}
     assert (
-        "naive MTL" not in results["f1_macro"]["test1, seen"]["naive MTL"]["-5"]["vs"]
+        "naive MTL"
+        not in results["ser_f1_macro"]["test1, seen"]["naive MTL"]["-5"]["vs"]
     )
     text = out.read_text()
-    assert text.count("### ") == 8 and "| sparse MERIT | " in text
-    assert (tmp_path / "f1.png").stat().st_size > 1000
+    titles = re.findall(r"^### (.*), test1, (?:un)?seen noise$", text, flags=re.M)
+    assert titles == [t for t in ("SER F1-macro", "SE SSNR (dB)", "SE PESQ",
+                                  "SE STOI") for _ in (0, 1)]  # fmt: skip
+    assert "| sparse MERIT | " in text
+    assert (out.parent / "f1.png").stat().st_size > 1000
+
+
+def _cells(text: str, title: str, system: str):
+    """The cells of a system's row in the table called ``title``."""
+    block = text.split(f"### {title}\n", 1)[1].split("###", 1)[0]
+    row = next(r for r in block.splitlines() if r.startswith(f"| {system} |"))
+    return [c.strip() for c in row.strip("|").split("|")][1:]
+
+
+def test_db_metrics_show_the_difference_and_flag_a_base_near_0_db(made):
+    """A percentage of a base near 0 dB says nothing (naive MTL's SSNR is about
+    0.5 dB on the seen -5 dB set): the dB difference stands beside it, flagged."""
+    out, results = made
+    text = out.read_text()
+    for group, snr, small in (("seen", "-5", True), ("unseen", "5", False)):
+        cell = results["se_ssnr"][f"test1, {group}"]["sparse MERIT"][snr]
+        vs = cell["vs"]["naive MTL"]
+        assert vs["small_base"] is small
+        assert (abs(vs["reference_mean"]) <= 1) is small
+        diff = cell["mean"] - vs["reference_mean"]
+        assert vs["difference"] == pytest.approx(diff)
+        star = "*" if vs["p_value"] < 0.05 else ""
+        want = f"{vs['relative_percent']:+.1f}%{star} ({diff:+.2f} dB)" + (
+            "†" if small else ""
+        )
+        (shown,) = _cells(text, f"SE SSNR (dB), test1, {group} noise", "sparse MERIT")
+        assert shown.endswith(f" / {want})"), shown  # after the SE pre-processing one
+        if not small:
+            assert "†" not in shown
+    # Only dB metrics: PESQ and F1-macro cells show percentages alone.
+    for title in ("SE PESQ", "SER F1-macro"):
+        (shown,) = _cells(text, f"{title}, test1, seen noise", "sparse MERIT")
+        assert "dB" not in shown and "†" not in shown and "%" in shown
+    assert "±1 dB of 0 dB" in text
 
 
 def test_missing_run_is_a_clear_error(expdir, tmp_path):

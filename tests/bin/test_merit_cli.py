@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 from espnet2_merit.bin.merit_cli import main
-from espnet2_merit.bin.merit_pack import pack_model
+from espnet2_merit.utils.packing import pack_model
 from espnet2_merit.utils.synthetic import voice
 
 
@@ -52,6 +52,7 @@ def test_predict_json_csv_table(capsys, model_zip, wavs):
     assert [t["emotion"] for t in table] == [r["label"] for r in rows]
     text = _run(capsys, "predict", wavs[0], "--model", model_zip)
     assert text.splitlines()[0].split() == ["file", "emotion", "confidence"]
+    assert "Flash" not in text  # library chatter goes to stderr
 
 
 def test_enhance_writes_same_length_and_rate(capsys, model_zip, wavs, tmp_path):
@@ -68,23 +69,51 @@ def test_routes_plot_is_a_png(capsys, model_zip, wavs, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_clear_errors(model_zip, tmp_path):
+def test_bad_files_are_reported_and_the_good_ones_predicted(
+    capsys, model_zip, wavs, tmp_path
+):
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
-    with pytest.raises(SystemExit, match=r"bad.wav: not a readable audio file"):
-        main(["predict", str(bad), "--model", model_zip])
     empty = tmp_path / "empty.wav"
     soundfile.write(empty, np.zeros(0, np.float32), 16000)
-    with pytest.raises(SystemExit, match="empty.wav: the file has no samples"):
-        main(["predict", str(empty), "--model", model_zip])
     short = tmp_path / "short.wav"
     soundfile.write(short, np.zeros(100, np.float32), 16000)
-    with pytest.raises(SystemExit, match="short.wav: 0.006 s is shorter than one"):
-        main(["predict", str(short), "--model", model_zip])
+    nan = tmp_path / "nan.wav"
+    soundfile.write(nan, np.full(8000, np.nan, np.float32), 16000, subtype="FLOAT")
+    files = [wavs[0], str(bad), str(empty), str(short), "nope.wav", str(nan), wavs[2]]
+    with pytest.raises(SystemExit) as e:
+        main(["predict", *files, "--model", model_zip, "--json", "--batch_size", "2"])
+    assert e.value.code == 1
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]  # stdout: results only
+    assert [r["file"] for r in rows] == files
+    assert "label" in rows[0] and "label" in rows[-1]
+    errors = {r["file"]: r["error"] for r in rows if "error" in r}
+    assert "not a readable audio file" in errors[str(bad)]
+    assert "the file has no samples" in errors[str(empty)]
+    assert f"{short}: 0.006 s is shorter than one" in errors[str(short)]
+    assert "no such file" in errors["nope.wav"]
+    assert f"{nan}: contains NaN" in errors[str(nan)]
+    assert f"merit predict: error: {bad}" in err
+
+
+def test_clear_errors(model_zip, wavs, tmp_path):
     with pytest.raises(SystemExit, match="'missing.zip': no such file, and not a URL"):
-        main(["predict", str(short), "--model", "missing.zip"])
-    with pytest.raises(SystemExit, match="nope.wav: no such file"):
-        main(["predict", "nope.wav", "--model", model_zip])
+        main(["predict", wavs[0], "--model", "missing.zip"])
+    with pytest.raises(SystemExit, match="is a directory"):
+        main(["enhance", wavs[0], "-o", str(tmp_path), "--model", model_zip])
+    with pytest.raises(SystemExit, match="not an audio format"):
+        main(["enhance", wavs[0], "-o", str(tmp_path / "x.txt"), "--model", model_zip])
+    with pytest.raises(SystemExit, match="2"):  # argparse: --batch_size must be > 0
+        main(["predict", wavs[0], "--model", model_zip, "--batch_size", "0"])
+    with pytest.raises(SystemExit, match="needs --model_file"):
+        main(["predict", wavs[0], "--train_config", "x/config.yaml"])
+
+
+def test_short_windows_get_a_valid_default_overlap(capsys, model_zip, wavs):
+    out = _run(capsys, "predict", wavs[0], "--model", model_zip, "--json",
+               "--window_sec", "0.5")  # fmt: skip
+    assert len(json.loads(out)["windows"]) == 3  # 1.2 s, hop 0.4 s
 
 
 def test_export_onnx_matches_torch(capsys, model_zip, tmp_path):

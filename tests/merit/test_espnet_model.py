@@ -1,128 +1,143 @@
+"""ESPnetMeritModel on every tiny config: the loss is the weighted sum of the
+tasks' and the fusion's losses, gradients reach every trainable part, batched
+outputs equal one-by-one outputs, whole-set statistics are per task."""
+
 import pytest
 import soundfile
 import torch
 import yaml
-from merit_testing import TINY_CONFIGS
+from merit_testing import SPARSE_TINY, THREE_TASK_TINY, TINY_CONFIGS
 
+from espnet2_merit.errors import MeritInputError
+from espnet2_merit.scoring import selection
 from espnet2_merit.tasks.merit import MeritTask
+from espnet2_merit.utils.datadir import read_kaldi
+
+ATTR = ["emotion_attr"]
 
 
-def _batch(data_dir, uids, with_ref=True):
+def _batch(data_dir, uids, names=("speech_ref1", "emotion", "emotion_attr")):
     """Padded batch of generated utterances, as ESPnet's collate_fn builds it."""
-    scp = dict(
-        l.split(maxsplit=1) for l in (data_dir / "wav.scp").read_text().splitlines()
-    )
-    ref = dict(
-        l.split(maxsplit=1) for l in (data_dir / "spk1.scp").read_text().splitlines()
-    )
-    lab = dict(l.split() for l in (data_dir / "emotion").read_text().splitlines())
-    wavs = [torch.tensor(soundfile.read(scp[u], dtype="float32")[0]) for u in uids]
-    refs = [torch.tensor(soundfile.read(ref[u], dtype="float32")[0]) for u in uids]
-    lengths = torch.tensor([len(w) for w in wavs])
     pad = torch.nn.utils.rnn.pad_sequence
-    batch = dict(
-        speech=pad(wavs, batch_first=True),
-        speech_lengths=lengths,
-        emotion=torch.tensor([["ASHN".index(lab[u])] for u in uids]),
-        emotion_lengths=torch.ones(len(uids), dtype=torch.long),
-    )
-    if with_ref:
+    wav = read_kaldi(data_dir / "wav.scp")
+    wavs = [torch.tensor(soundfile.read(wav[u], dtype="float32")[0]) for u in uids]
+    lengths = torch.tensor([len(w) for w in wavs])
+    batch = dict(speech=pad(wavs, batch_first=True), speech_lengths=lengths)
+    if "speech_ref1" in names:
+        ref = read_kaldi(data_dir / "spk1.scp")
+        refs = [torch.tensor(soundfile.read(ref[u], dtype="float32")[0]) for u in uids]
         batch.update(
             speech_ref1=pad(refs, batch_first=True), speech_ref1_lengths=lengths
         )
+    if "emotion" in names:
+        lab = read_kaldi(data_dir / "emotion")
+        batch["emotion"] = torch.tensor([["ASHN".index(lab[u])] for u in uids])
+        batch["emotion_lengths"] = torch.ones(len(uids), dtype=torch.long)
+    if "emotion_attr" in names:
+        attr = read_kaldi(data_dir / "emotion_attr")
+        values = [[float(v) for v in attr[u].split()] for u in uids]
+        batch["emotion_attr"] = torch.tensor(values)
+        batch["emotion_attr_lengths"] = torch.full((len(uids),), 3)
     return batch
 
 
+def _uids(data_dir):
+    return sorted(read_kaldi(data_dir / "emotion"))
+
+
+def _names(config):
+    tasks = yaml.safe_load(config.read_text())["tasks"]
+    heads = {t["head"] for t in tasks.values()}
+    names = ["speech", "speech_ref1", "emotion"]
+    return names + (ATTR if "attribute_regressor" in heads else []), tasks
+
+
 @pytest.mark.parametrize("config", TINY_CONFIGS, ids=lambda p: p.stem)
-def test_forward_backward_and_stats(config, make_args, data_dirs):
+def test_loss_is_the_weighted_sum_and_gradients_flow(config, make_args, data_dirs):
+    names, tasks = _names(config)
     torch.manual_seed(0)
-    args = make_args(config)
-    model = MeritTask.build_model(args)
-    uids = sorted(
-        l.split()[0] for l in (data_dirs[0] / "emotion").read_text().splitlines()
-    )
-    loss, stats, weight = model(**_batch(data_dirs[0], uids[:3]))
+    model = MeritTask.build_model(make_args(config, names=names))
+    loss, stats, weight = model(**_batch(data_dirs[0], _uids(data_dirs[0])[:3]))
     loss.backward()
     assert torch.isfinite(loss) and int(weight) == 3
-    conf = yaml.safe_load(config.read_text())
-    mconf = {
-        "se_weight": 1.0,
-        "ser_weight": 1.0,
-        "balance_weight": 0.01,
-        "z_loss_weight": 0.0,
-        **(conf.get("model_conf") or {}),
-    }
-    expected = 0.0
-    if conf["se_head"]:
-        expected += mconf["se_weight"] * float(stats["se_loss"])
-    if conf["ser_head"]:
-        expected += mconf["ser_weight"] * float(stats["ser_loss"])
-        assert 0.0 <= float(stats["acc"]) <= 1.0
-    if conf["fusion"] in ("sparse_moe", "dense_moe"):
-        expected += mconf["balance_weight"] * float(stats["balance_loss"])
-        expected += mconf["z_loss_weight"] * float(stats["z_loss"])
-        tasks = [t for t in ("se", "ser") if conf[f"{t}_head"]]
-        for task in tasks:
-            usage = torch.cat([stats[f"{task}_expert{i}"] for i in range(3)])
-            assert usage.sum() == pytest.approx(1.0, abs=1e-5)
-    assert float(stats["loss"]) == pytest.approx(float(expected), rel=1e-5)
+    expected = sum(
+        tasks[t].get("weight", 1.0) * float(stats[f"{t}_loss"]) for t in tasks
+    )
+    for name, w in model.aux_loss_weights.items():
+        expected += w * float(stats[name])
+    assert float(stats["loss"]) == pytest.approx(expected, rel=1e-5)
+    for task in getattr(model.fusion, "routers", {}):
+        usage = torch.cat([stats[f"{task}_expert{i}"] for i in range(3)])
+        assert usage.sum() == pytest.approx(1.0, abs=1e-5)
+    if "ser" in tasks:
+        assert 0.0 <= float(stats["ser_acc"]) <= 1.0
     # Every trainable parameter outside the frozen CNN gets a gradient.
     for name, p in model.named_parameters():
-        if (
-            "feature_extractor" not in name
-            and "mask_emb" not in name
-            and "label_embs" not in name
-        ):
+        if not any(s in name for s in ("feature_extractor", "mask_emb", "label_embs")):
             assert p.grad is not None, name
+
+
+def test_three_tasks_three_routers_whole_set_statistics(make_args, data_dirs):
+    config = THREE_TASK_TINY
+    model = MeritTask.build_model(make_args(config, names=_names(config)[0])).eval()
+    assert list(model.heads) == ["se", "ser", "attr"]
+    assert set(model.fusion.routers) == {"se", "ser", "attr"}
+    with torch.no_grad():
+        _, stats, _ = model(**_batch(data_dirs[0], _uids(data_dirs[0])[:4]))
+    means = {k: float(v) for k, v in stats.items() if k.startswith(selection.PREFIX)}
+    metrics = selection.set_metrics(means)
+    assert set(metrics) == {"ser_f1_macro", "attr_ccc"}
+    assert 0 <= metrics["ser_f1_macro"] <= 1 and -1 <= metrics["attr_ccc"] <= 1
 
 
 @pytest.mark.parametrize(
     "config",
-    [c for c in TINY_CONFIGS if "sparse" in c.name or "naive" in c.name],
+    [SPARSE_TINY] + [c for c in TINY_CONFIGS if "naive" in c.name],
     ids=lambda p: p.stem,
 )
 def test_batch_equals_one_by_one(config, make_args, data_dirs):
     torch.manual_seed(0)
     model = MeritTask.build_model(make_args(config)).eval()
-    uids = sorted(
-        l.split()[0] for l in (data_dirs[0] / "emotion").read_text().splitlines()
-    )
-    pair = [uids[0], uids[5]]  # different lengths
+    pair = [_uids(data_dirs[0])[i] for i in (0, 5)]  # different lengths
     batch = _batch(data_dirs[0], pair)
     with torch.no_grad():
-        fused, flens = model.encode(batch["speech"], batch["speech_lengths"])
-        logits = model.ser_head(fused.features["ser"], flens)
-        se = model.se_head(
-            batch["speech"], batch["speech_lengths"], fused.features["se"], flens
-        )
+        fused, flens, preds = model.inference(batch["speech"], batch["speech_lengths"])
         for b, uid in enumerate(pair):
             one = _batch(data_dirs[0], [uid])
-            f1, l1 = model.encode(one["speech"], one["speech_lengths"])
+            f1, l1, p1 = model.inference(one["speech"], one["speech_lengths"])
             assert int(l1[0]) == int(flens[b])
             torch.testing.assert_close(
-                model.ser_head(f1.features["ser"], l1)[0],
-                logits[b],
-                atol=1e-4,
-                rtol=1e-4,
-            )
-            se1 = model.se_head(
-                one["speech"], one["speech_lengths"], f1.features["se"], l1
+                p1["ser"][0], preds["ser"][b], atol=1e-4, rtol=1e-4
             )
             n = int(one["speech_lengths"][0])
-            torch.testing.assert_close(se1.wav[0], se.wav[b, :n], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(
+                p1["se"].wav[0], preds["se"].wav[b, :n], atol=1e-4, rtol=1e-4
+            )
             if "sparse" in config.name:
-                e1, _ = f1.routes["ser"]
-                eb, _ = fused.routes["ser"]
-                assert torch.equal(e1[0, : int(l1[0])], eb[b, : int(l1[0])])
+                assert torch.equal(
+                    f1.routes["ser"][0][0, : int(l1[0])],
+                    fused.routes["ser"][0][b, : int(l1[0])],
+                )
 
 
-def test_se_on_without_reference_is_an_error(make_args, data_dirs):
-    model = MeritTask.build_model(make_args(TINY_CONFIGS[-1]))
-    uids = sorted(
-        l.split()[0] for l in (data_dirs[0] / "emotion").read_text().splitlines()
-    )
-    with pytest.raises(ValueError, match="speech_ref1"):
-        model(**_batch(data_dirs[0], uids[:2], with_ref=False))
+def test_inference_of_some_tasks_runs_only_their_heads(make_args, data_dirs):
+    config = SPARSE_TINY
+    model = MeritTask.build_model(make_args(config)).eval()
+    batch = _batch(data_dirs[0], _uids(data_dirs[0])[:2])
+    with torch.no_grad():
+        fused, _, preds = model.inference(
+            batch["speech"], batch["speech_lengths"], tasks=["ser"]
+        )
+    assert set(preds) == {"ser"} and set(fused.features) == {"ser"}
+    assert set(fused.routes) == {"se", "ser"}  # every task is still routed
+
+
+def test_a_batch_without_a_target_is_an_error_naming_it(make_args, data_dirs):
+    config = SPARSE_TINY
+    model = MeritTask.build_model(make_args(config))
+    batch = _batch(data_dirs[0], _uids(data_dirs[0])[:2], names=("emotion",))
+    with pytest.raises(MeritInputError, match="no 'speech_ref1'"):
+        model(**batch)
 
 
 def test_collect_feats_gives_waveform_statistics_input(make_args):

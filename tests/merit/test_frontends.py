@@ -1,13 +1,35 @@
+"""Every multi-layer frontend: one contract table (declared sizes, exact frame
+counts, padding never leaks, batch equals one-by-one, gradients), then what is
+particular to each."""
+
 import pytest
 import torch
 
 from espnet2_merit.merit.frontend.fbank import FbankFrontend
 from espnet2_merit.merit.frontend.s3prl import S3prlMultiLayerFrontend
 
+# name -> (builder(tiny_wavlm), (layers, size, frame shift), frames of n samples)
+FRONTENDS = {
+    "s3prl_exact": (
+        lambda ckpt: S3prlMultiLayerFrontend(
+            upstream="wavlm_local", path_or_url=str(ckpt)
+        ),
+        (3, 64, 320),
+        lambda n: (n - 400) // 320 + 1,
+    ),
+    "fbank": (
+        lambda ckpt: FbankFrontend(n_mels=40),
+        (1, 40, 160),
+        lambda n: n // 160 + 1,
+    ),
+}
 
-@pytest.fixture(scope="module")
-def s3prl_frontend(tiny_wavlm):
-    return S3prlMultiLayerFrontend(upstream="wavlm_local", path_or_url=str(tiny_wavlm))
+
+@pytest.fixture(params=list(FRONTENDS))
+def frontend(request, tiny_wavlm):
+    build, sizes, frames = FRONTENDS[request.param]
+    torch.manual_seed(0)
+    return build(tiny_wavlm).eval(), sizes, frames
 
 
 def _pair():
@@ -17,22 +39,18 @@ def _pair():
     return (a, b), batch, torch.tensor([16000, 11111])
 
 
-@pytest.mark.parametrize("exact", [True, False])
-def test_s3prl_stack_shape(s3prl_frontend, exact):
-    fe = s3prl_frontend
-    fe.exact_padding = exact
-    assert (fe.num_layers(), fe.output_size(), fe.frame_shift()) == (3, 64, 320)
-    assert fe.min_samples() == 400  # WavLM conv receptive field
+def test_sizes_and_frame_counts(frontend):
+    fe, sizes, frames = frontend
+    assert (fe.num_layers(), fe.output_size(), fe.frame_shift()) == sizes
     _, batch, lengths = _pair()
     feats, flens = fe(batch, lengths)
-    # Frames the convolutional front produces for the valid samples only.
-    assert flens.tolist() == [(16000 - 400) // 320 + 1, (11111 - 400) // 320 + 1]
-    assert feats.shape == (2, int(flens.max()), 3, 64)
+    assert flens.tolist() == [frames(16000), frames(11111)]
+    assert feats.shape == (2, frames(16000), sizes[0], sizes[1])
+    assert fe.min_samples() >= fe.frame_shift()
 
 
-def test_s3prl_batch_equals_one_by_one(s3prl_frontend):
-    fe = s3prl_frontend.eval()
-    fe.exact_padding = True
+def test_batch_equals_one_by_one_and_padding_never_leaks(frontend):
+    fe, _, _ = frontend
     singles, batch, lengths = _pair()
     with torch.no_grad():
         feats, flens = fe(batch, lengths)
@@ -42,6 +60,33 @@ def test_s3prl_batch_equals_one_by_one(s3prl_frontend):
             torch.testing.assert_close(
                 feats[i, : flens[i]], one[0], atol=1e-4, rtol=1e-4
             )
+    assert feats[1, int(flens[1]) :].abs().sum() == 0
+
+
+def test_gradients_reach_the_trainable_parts_but_not_the_padding(frontend):
+    fe, _, _ = frontend
+    _, batch, lengths = _pair()
+    batch = batch.clone().requires_grad_()
+    feats, flens = fe(batch, lengths)
+    feats[1, : int(flens[1])].sum().backward()
+    trained = [p for p in fe.parameters() if p.grad is not None]
+    # s3prl: the transformer learns (the CNN is frozen, so the input gets none);
+    # fbank has no parameters: the gradient reaches the input's valid samples.
+    assert any(p.grad.abs().sum() > 0 for p in trained) or (
+        batch.grad[1, :11111].abs().sum() > 0
+    )
+    if batch.grad is not None:
+        assert batch.grad[1, 11111:].abs().sum() == 0
+
+
+def test_s3prl_fast_padding_keeps_shapes(tiny_wavlm):
+    fe = S3prlMultiLayerFrontend(
+        upstream="wavlm_local", path_or_url=str(tiny_wavlm), exact_padding=False
+    )
+    _, batch, lengths = _pair()
+    feats, flens = fe(batch, lengths)
+    assert flens.tolist() == [(16000 - 400) // 320 + 1, (11111 - 400) // 320 + 1]
+    assert feats.shape[:3] == (2, int(flens.max()), 3)
 
 
 def test_s3prl_unknown_upstream_is_clear():
@@ -55,15 +100,3 @@ def test_s3prl_layer_selection(tiny_wavlm):
     )
     feats, _ = fe(torch.randn(1, 8000), torch.tensor([8000]))
     assert fe.num_layers() == 2 and feats.shape[2] == 2
-
-
-def test_fbank_shapes_and_batch_invariance():
-    fe = FbankFrontend(n_mels=40)
-    singles, batch, lengths = _pair()
-    feats, flens = fe(batch, lengths)
-    assert (fe.num_layers(), fe.output_size(), fe.frame_shift()) == (1, 40, 160)
-    assert flens.tolist() == [16000 // 160 + 1, 11111 // 160 + 1]
-    assert feats.shape == (2, int(flens.max()), 1, 40)
-    one, _ = fe(singles[1][None], torch.tensor([11111]))
-    torch.testing.assert_close(feats[1, : flens[1]], one[0])
-    assert feats[1, flens[1] :].abs().sum() == 0

@@ -1,81 +1,159 @@
-"""SE head, SER heads and SER losses."""
+"""Every task head: one contract table (shapes, padding never leaks, no gradient
+into padding, batch equals one-by-one, gradients reach every parameter), then
+what is particular to each head."""
 
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from espnet2_merit.merit.loss.ccc import CCCLoss
-from espnet2_merit.merit.loss.classification import FocalLoss, WeightedCrossEntropy
-from espnet2_merit.merit.se_head.blstm_mask import BLSTMMaskSEHead
-from espnet2_merit.merit.ser_head.attentive_pooling import AttentivePoolingClassifier
-from espnet2_merit.merit.ser_head.attribute_regressor import AttributeRegressor
+from espnet2_merit.merit.heads.targets import LabelTarget, VectorTarget, WaveformTarget
+from espnet2_merit.tasks.merit import head_choices, loss_choices
 
-FEAT = 6
+D, SHIFT = 6, 320
+CLASSES = ["A", "S", "H", "N"]
+TARGETS = {
+    "label": LabelTarget("emotion", CLASSES),
+    "vector": VectorTarget("emotion_attr", ["arousal", "valence", "dominance"]),
+    "waveform": WaveformTarget("speech_ref1"),
+}
+SMALL = {"blstm_mask": dict(hidden_size=16)}
+HEADS = sorted(head_choices.classes)
 
 
-def _se_head():
+def _build(name, loss=None, **conf):
+    cls = head_choices.classes[name]
+    target = TARGETS[cls.target_kind]
+    loss = loss_choices.classes[loss or cls.default_loss](target=target)
     torch.manual_seed(0)
-    return BLSTMMaskSEHead(FEAT, feat_shift=320, hidden_size=16)
+    return cls(
+        D, SHIFT, target, loss, **{"hidden_size": 8, **SMALL.get(name, {}), **conf}
+    )
 
 
-def _feats(lengths):
-    """SSL-rate features for waveforms of ``lengths`` samples: (B, T', FEAT)."""
-    frames = [(n - 400) // 320 + 1 for n in lengths]
+def _inputs(lengths, requires_grad=False):
+    """(B, N) waveforms and their (B, T', D) SSL-rate features."""
+    frames = [(n - 400) // SHIFT + 1 for n in lengths]
     torch.manual_seed(3)
-    return torch.randn(len(lengths), max(frames), FEAT), torch.tensor(frames)
+    speech = torch.randn(len(lengths), max(lengths))
+    feats = torch.randn(len(lengths), max(frames), D, requires_grad=requires_grad)
+    for b, (n, t) in enumerate(zip(lengths, frames)):
+        speech.data[b, n:] = 0.0
+        feats.data[b, t:] = 0.0
+    return feats, torch.tensor(frames), speech, torch.tensor(lengths)
 
 
-def test_se_output_lengths_exact_for_odd_lengths():
-    head = _se_head()
-    lengths = torch.tensor([16001, 12345])
-    wav = torch.randn(2, 16001)
-    feats, flens = _feats(lengths.tolist())
-    out = head(wav, lengths, feats, flens)
-    assert out.wav.shape == (2, 16001)
-    assert out.wav_lengths.tolist() == [16001, 12345]
-    assert out.wav[1, 12345:].abs().sum() == 0 and out.wav[1, :12345].abs().sum() > 0
-    assert out.spec_lengths.tolist() == [16001 // 160 + 1, 12345 // 160 + 1]
-    assert out.spec.shape == (2, 16001 // 160 + 1, 201)
-    assert head(wav, lengths, feats, flens, with_wav=False).wav is None
-
-
-def test_se_batch_equals_one_by_one():
-    head = _se_head().eval()
+def _batch_of_targets(kind, lengths):
     torch.manual_seed(4)
-    a, b = torch.randn(16001), torch.randn(12345)
-    batch = torch.stack([a, F.pad(b, (0, 16001 - 12345), value=3.0)])
-    lengths = torch.tensor([16001, 12345])
-    feats, flens = _feats(lengths.tolist())
-    out = head(batch, lengths, feats, flens)
-    for i, x in enumerate((a, b)):
-        n = len(x)
-        one = head(
-            x[None], torch.tensor([n]), feats[i : i + 1, : flens[i]], flens[i : i + 1]
+    b = len(lengths)
+    if kind == "label":
+        return {"emotion": torch.tensor([[i % 4] for i in range(b)])}
+    if kind == "vector":
+        return {"emotion_attr": torch.randn(b, 3) + 4}
+    clean = torch.randn(b, max(lengths))
+    for i, n in enumerate(lengths):
+        clean[i, n:] = 0.0
+    return {"speech_ref1": clean, "speech_ref1_lengths": torch.tensor(lengths)}
+
+
+def _valid(pred, b, n_frames, n_samples):
+    """Utterance b's part of a prediction (an SEOutput or a (B, ...) tensor)."""
+    if hasattr(pred, "wav"):
+        return pred.wav[b, :n_samples]
+    return pred[b]
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_shapes(name):
+    head = _build(name).eval()
+    feats, flens, speech, slens = _inputs([16001, 12345])
+    pred = head.predict(feats, flens, speech, slens)
+    kind = head.target_kind
+    if kind == "waveform":
+        assert pred.wav.shape == (2, 16001) and pred.wav_lengths.tolist() == [
+            16001,
+            12345,
+        ]
+        assert pred.spec_lengths.tolist() == [16001 // 160 + 1, 12345 // 160 + 1]
+    elif kind == "label":
+        assert pred.shape == (2, 4)
+        torch.testing.assert_close(pred.sum(-1), torch.ones(2))
+    else:
+        assert pred.shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_padding_never_leaks(name):
+    head = _build(name).eval()
+    lengths = [16001, 12345]
+    feats, flens, speech, slens = _inputs(lengths)
+    pred = head.predict(feats, flens, speech, slens)
+    feats2, speech2 = feats.clone(), speech.clone()
+    feats2[1, int(flens[1]) :] = 1e3
+    speech2[1, lengths[1] :] = 3.0
+    pred2 = head.predict(feats2, flens, speech2, slens)
+    for b in range(2):
+        torch.testing.assert_close(
+            _valid(pred2, b, flens[b], lengths[b]),
+            _valid(pred, b, flens[b], lengths[b]),
         )
-        torch.testing.assert_close(out.wav[i, :n], one.wav[0], atol=1e-5, rtol=1e-4)
-        t = int(one.spec_lengths[0])
-        torch.testing.assert_close(out.spec[i, :t], one.spec[0], atol=1e-5, rtol=1e-4)
+    if head.target_kind == "waveform":
+        assert pred.wav[1, lengths[1] :].abs().sum() == 0
 
 
-def test_se_loss_ignores_padding_and_trains():
-    head = _se_head()
-    torch.manual_seed(5)
-    lengths = torch.tensor([16000, 9001])
-    noisy, clean = torch.randn(2, 16000), torch.randn(2, 16000)
-    feats, flens = _feats(lengths.tolist())
-    out = head(noisy, lengths, feats, flens, with_wav=False)
-    loss = head.loss(out, clean, lengths)
-    garbage = clean.clone()
-    garbage[1, 9001:] = 50.0
-    torch.testing.assert_close(head.loss(out, garbage, lengths), loss)
+@pytest.mark.parametrize("name", HEADS)
+def test_batch_equals_one_by_one(name):
+    head = _build(name).eval()
+    lengths = [16001, 12345]
+    feats, flens, speech, slens = _inputs(lengths)
+    pred = head.predict(feats, flens, speech, slens)
+    for b, n in enumerate(lengths):
+        t = int(flens[b])
+        one = head.predict(
+            feats[b : b + 1, :t],
+            flens[b : b + 1],
+            speech[b : b + 1, :n],
+            slens[b : b + 1],
+        )
+        torch.testing.assert_close(
+            _valid(one, 0, t, n), _valid(pred, b, t, n), atol=1e-5, rtol=1e-4
+        )
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_loss_trains_every_parameter_and_no_gradient_enters_padding(name):
+    head = _build(name, dropout=0.0)
+    lengths = [16000, 9001]
+    feats, flens, speech, slens = _inputs(lengths, requires_grad=True)
+    batch = _batch_of_targets(head.target_kind, lengths)
+    ref = head.reference(batch)
+    loss = head.loss(head(feats, flens, speech, slens), ref)
+    assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
-    assert head.blstm.weight_ih_l0.grad.abs().sum() > 0
-    assert head.proj.weight.grad[:, 201:].abs().sum() > 0  # the SSL feature is used
+    for pname, p in head.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+    assert feats.grad[1, int(flens[1]) :].abs().sum() == 0
+    assert feats.grad[:, : int(flens[1])].abs().sum() > 0  # the feature is used
+
+
+def test_se_reference_padding_does_not_change_the_loss():
+    head = _build("blstm_mask")
+    lengths = [16000, 9001]
+    feats, flens, speech, slens = _inputs(lengths)
+    batch = _batch_of_targets("waveform", lengths)
+    pred = head(feats, flens, speech, slens)
+    loss = head.loss(pred, head.reference(batch))
+    batch["speech_ref1"][1, 9001:] = 50.0
+    torch.testing.assert_close(head.loss(pred, head.reference(batch)), loss)
+
+
+def test_se_spectral_loss_skips_the_waveform_in_training():
+    feats, flens, speech, slens = _inputs([16000])
+    assert _build("blstm_mask")(feats, flens, speech, slens).wav is None
+    waveform_loss = _build("blstm_mask", loss="si_snr")
+    assert waveform_loss(feats, flens, speech, slens).wav is not None
 
 
 def test_se_upsampling_pads_with_own_last_frame():
-    head = _se_head()
+    head = _build("blstm_mask")
     feats = torch.arange(8.0).view(1, 8, 1).repeat(2, 1, 1)
     out = head.upsample(feats, torch.tensor([8, 3]), torch.tensor([20, 9]))
     assert out[0, :, 0].tolist()[:17] == [t // 2 for t in range(16)] + [7]
@@ -83,66 +161,52 @@ def test_se_upsampling_pads_with_own_last_frame():
 
 
 def test_se_frame_shift_must_match_hop():
+    target = TARGETS["waveform"]
+    loss = loss_choices.classes["log1p_l1"](target=target)
     with pytest.raises(ValueError, match="multiple of the STFT hop"):
-        BLSTMMaskSEHead(FEAT, feat_shift=300)
+        head_choices.classes["blstm_mask"](D, 300, target, loss)
 
 
-@pytest.mark.parametrize("cls", [AttentivePoolingClassifier, AttributeRegressor])
-def test_ser_heads_shapes_and_padding(cls):
-    torch.manual_seed(0)
-    head = cls(FEAT, num_outputs=4, hidden_size=8).eval()
-    x = torch.randn(2, 7, FEAT)
-    lengths = torch.tensor([7, 4])
-    out = head(x, lengths)
-    assert out.shape == (2, 4) and head.output_size() == 4
-    x2 = x.clone()
-    x2[1, 4:] = 1e3
-    torch.testing.assert_close(head(x2, lengths), out)
-    torch.testing.assert_close(head(x[1:, :4], lengths[1:])[0], out[1])
+def test_a_head_refuses_a_target_or_loss_of_another_kind():
+    cls = head_choices.classes["attentive_pooling"]
+    label = TARGETS["label"]
+    with pytest.raises(ValueError, match="label loss|vector targets"):
+        cls(D, SHIFT, label, loss_choices.classes["ccc"](target=TARGETS["vector"]))
 
 
-def test_heads_declare_their_targets():
-    assert AttentivePoolingClassifier.target == "emotion"
-    assert AttributeRegressor.target == "emotion_attr"
+def test_classifier_statistics():
+    head = _build("attentive_pooling")
+    logits = torch.tensor([[5.0, 0, 0, 0], [0, 5.0, 0, 0], [0, 0, 0, 5.0]])
+    ref = torch.tensor([0, 1, 2])
+    assert float(head.stats(logits, ref)["acc"]) == pytest.approx(2 / 3)
+    counts = head.sufficient_stats(logits, ref)["f1"]
+    assert float(counts["tp0"]) == pytest.approx(1 / 3)
+    assert float(counts["hyp3"]) == pytest.approx(1 / 3)
+    assert float(counts["ref3"]) == 0.0
 
 
-def test_weighted_ce_matches_torch():
-    torch.manual_seed(0)
-    logits, target = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 0])
-    w = [0.5, 1.0, 2.0, 1.5]
-    loss = WeightedCrossEntropy(4, w)(logits, target)
-    torch.testing.assert_close(
-        loss, F.cross_entropy(logits, target, weight=torch.tensor(w))
-    )
-    with pytest.raises(ValueError, match="3 values for 4 classes"):
-        WeightedCrossEntropy(4, [1.0, 2.0, 3.0])
+def test_label_target_parse_render_and_errors():
+    target = TARGETS["label"]
+    assert target.parse("u1", "H").tolist() == [2]
+    rendered = target.render(torch.tensor([0.1, 0.2, 0.6, 0.1]).numpy())
+    assert rendered["emotion"] == "H"
+    assert rendered["emotion_posteriors"].split()[2] == "0.600000"
+    with pytest.raises(ValueError, match="utterance 'u7': emotion label 'X'"):
+        target.parse("u7", "X")
+    with pytest.raises(ValueError, match="repeated"):
+        LabelTarget("emotion", ["A", "S", "A"])
 
 
-def test_focal_loss():
-    torch.manual_seed(0)
-    logits, target = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 0])
-    w = [0.5, 1.0, 2.0, 1.5]
-    ce = WeightedCrossEntropy(4, w)(logits, target)
-    torch.testing.assert_close(FocalLoss(4, w, gamma=0.0)(logits, target), ce)
-    easy = torch.tensor([[5.0, 0, 0, 0]])
-    hard = torch.tensor([[0.5, 0, 0, 0]])
-    zero = torch.tensor([0])
-    focal, plain = FocalLoss(4), WeightedCrossEntropy(4)
-    # Focal loss shrinks the easy example's loss far more than the hard one's.
-    assert focal(easy, zero) / plain(easy, zero) < 0.01
-    assert focal(hard, zero) / plain(hard, zero) > 0.3
+@pytest.mark.parametrize("text", ["4.5 2.0", "a b c", "", "1 nan 2"])
+def test_vector_target_bad_values(text):
+    with pytest.raises(ValueError, match="3 finite numbers"):
+        TARGETS["vector"].parse("u1", text)
 
 
-def test_ccc_loss():
-    torch.manual_seed(0)
-    target = torch.randn(16, 3)
-    assert float(CCCLoss(3)(target.clone(), target)) == pytest.approx(0.0, abs=1e-6)
-    pred = 0.5 * target + 0.3 * torch.randn(16, 3) + 1.0
-    p, t = pred.numpy().astype(np.float64), target.numpy().astype(np.float64)
-    ccc = [
-        2
-        * np.cov(p[:, i], t[:, i], bias=True)[0, 1]
-        / (p[:, i].var() + t[:, i].var() + (p[:, i].mean() - t[:, i].mean()) ** 2)
-        for i in range(3)
-    ]
-    assert float(CCCLoss(3)(pred, target)) == pytest.approx(1 - np.mean(ccc), rel=1e-5)
+def test_waveform_target_checks_channels_and_samples():
+    with pytest.raises(ValueError, match="mono"):
+        TARGETS["waveform"].parse("u1", torch.zeros(10, 2).numpy())
+    bad = torch.zeros(10)
+    bad[3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        TARGETS["waveform"].parse("u1", bad.numpy())

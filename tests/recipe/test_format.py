@@ -9,6 +9,7 @@ import pytest
 import soundfile
 
 from espnet2_merit.bin import merit_filter, merit_format_wav
+from espnet2_merit.recipe.filter import filter_dir
 
 FS = 16000
 TEXT = {"emotion": "A", "emotion_attr": "4.0 3.0 2.0", "utt2spk": "s1", "utt2snr": "5"}
@@ -169,7 +170,7 @@ def test_filter_keeps_the_durations_in_range(tmp_path, caplog):
         assert sorted(read_table(out / name)) == ["u1", "u2", "u3"], name
     assert read_table(out / "wav.scp")["u2"] == "/a/u2.wav"
     assert (out / "emotion_list").read_text() == "A\n"
-    counts = merit_filter.filter_dir(src, tmp_path / "o2", 0.0, 100.0, 8000)
+    counts = filter_dir(src, tmp_path / "o2", 0.0, 100.0, 8000)
     assert counts == {"kept": 6, "too_short": 0, "too_long": 0}
 
 

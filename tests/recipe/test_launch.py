@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from espnet2_merit.bin.merit_launch import main as launch
-from espnet2_merit.bin.merit_split import split_keys
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.recipe.split import split_keys
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "merit1"
 PARSE = TEMPLATE / "scripts" / "utils" / "parse_options.sh"

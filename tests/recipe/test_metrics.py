@@ -1,5 +1,5 @@
 """SE and SER metrics and the paired significance tests, each checked against an
-independent computation."""
+independent computation, and the contract of the metric registry."""
 
 import itertools
 import logging
@@ -17,15 +17,11 @@ from sklearn.metrics import (
 )
 
 from espnet2_merit.errors import MeritInputError
-from espnet2_merit.metrics import se as se_metrics
-from espnet2_merit.metrics.se import (
-    match_lengths,
-    pesq_wb,
-)
-from espnet2_merit.metrics.se import se_metrics as all_se
-from espnet2_merit.metrics.se import segmental_snr, si_sdr, stoi
-from espnet2_merit.metrics.ser import attribute_metrics, ccc, classification_metrics
-from espnet2_merit.metrics.significance import (
+from espnet2_merit.scoring import registry
+from espnet2_merit.scoring import se as se_metrics
+from espnet2_merit.scoring.se import match_lengths, pesq_wb, segmental_snr, si_sdr, stoi
+from espnet2_merit.scoring.ser import attribute_metrics, ccc, classification_metrics
+from espnet2_merit.scoring.significance import (
     COUNT_STATISTICS,
     count_statistic,
     paired_randomization_test,
@@ -160,9 +156,13 @@ def test_pesq_stoi_sanity():
     # Another rate is resampled to 16 kHz: about the same score.
     up = np.repeat(clean, 2)  # crude 32 kHz versions of the same signals
     assert pesq_wb(up, np.repeat(light, 2), 2 * FS) == pytest.approx(p_light, abs=0.4)
-    metrics = all_se(clean, light, FS, utt="x")
-    assert set(metrics) == {"ssnr", "pesq", "stoi", "sisdr"}
+    metrics = registry.waveform_scores(clean, light, FS, utt="x")
+    assert list(metrics) == ["ssnr", "pesq", "stoi", "sisdr"]
     assert metrics["pesq"] == pytest.approx(p_light)
+    assert metrics["ssnr"] == pytest.approx(segmental_snr(clean, light, FS))
+    assert registry.waveform_scores(clean, light, FS, names=["stoi"]) == {
+        "stoi": pytest.approx(s_light)
+    }
 
 
 def test_pesq_failure_is_nan_with_warning(caplog, monkeypatch):
@@ -354,3 +354,59 @@ def test_wilcoxon_nan_and_ties(caplog):
     assert res.p_value == pytest.approx(wilcoxon(x[keep], y[keep]).pvalue)
     same = paired_wilcoxon([1.0, 2.0], [1.0, 2.0])
     assert same.p_value == 1.0
+
+
+# ---------------------------------------------------------------------- registry
+def _tiny_input(kind: str):
+    """Arguments of a metric function of ``kind`` on a small input."""
+    rng = np.random.default_rng(13)
+    if kind == "label":
+        return (["A", "S", "H", "N", "A", "S"], ["A", "S", "N", "N", "H", "S"],
+                CLASSES)  # fmt: skip
+    if kind == "vector":
+        ref = rng.uniform(1, 7, (8, 3))
+        return ref, ref + rng.normal(0, 0.5, ref.shape), ["aro", "val", "dom"]
+    clean = _speech(1.0)
+    return clean, clean + speech_shaped_noise(clean, 10, rng), FS
+
+
+def test_every_registry_row_scores_its_kind():
+    """Each row's function runs on a tiny input of its kind and gives a float;
+    names are unique, kinds and paired tests are ones the scoring knows."""
+    names = [m.name for m in registry.METRICS]
+    assert len(set(names)) == len(names) and names == registry.all_names()
+    for m in registry.METRICS:
+        assert m.kind in ("label", "vector", "waveform"), m.name
+        assert m.test in ("randomization", "wilcoxon", None), m.name
+        assert m.unit in ("", "dB") and m.digits >= 0 and m.header, m.name
+        args = _tiny_input(m.kind)
+        value = m.fn(*args, utt="u") if m.kind == "waveform" else m.fn(*args)
+        assert isinstance(value, float) and math.isfinite(value), m.name
+    # The label rows are the count statistics the randomization test recomputes.
+    label = [m for m in registry.METRICS if m.kind == "label"]
+    assert {m.name for m in label} <= set(COUNT_STATISTICS)
+    assert all(m.test == "randomization" for m in label)
+    # Every kind has a headline metric (the columns of comparisons).
+    assert {m.kind for m in registry.METRICS if m.headline} == {
+        "label",
+        "vector",
+        "waveform",
+    }
+
+
+def test_registry_values_match_the_metric_functions():
+    ref, hyp, classes = _tiny_input("label")
+    want = classification_metrics(ref, hyp, classes)
+    for m in registry.metrics_of("label"):
+        assert m.fn(ref, hyp, classes) == pytest.approx(want[m.name])
+    assert registry.label_details(ref, hyp, classes) == want
+    ref, hyp, names = _tiny_input("vector")
+    (ccc_row,) = registry.metrics_of("vector")
+    assert ccc_row.fn(ref, hyp, names) == pytest.approx(
+        np.mean([ccc(ref[:, i], hyp[:, i]) for i in range(3)])
+    )
+    chosen = registry.metrics_of("waveform", ["pesq", "f1_macro"])
+    assert [m.name for m in chosen] == ["pesq"]
+    registry.check_names(["pesq", "f1_macro"])
+    with pytest.raises(MeritInputError, match=r"\['f1', 'snr'\] are not metrics"):
+        registry.check_names(["f1", "pesq", "snr"])

@@ -1,4 +1,4 @@
-"""The mini recipe's generated corpus (local/make_mini_msp_podcast.py) and noise
+"""The mini recipe's generated corpus (its local/make_mini_msp_podcast.py) and noise
 (local/make_mini_noise.py): MSP-Podcast's layout, determinism, and that the real
 data preparation reads it. Needs espeak-ng (CI installs it: .ci/install.sh)."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from merit_testing import load_local
+from merit_testing import MSP_LOCAL, load_local
 
 from espnet2_merit.utils.datadir import read_kaldi
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 
 mini = load_local("make_mini_msp_podcast")
 noise = load_local("make_mini_noise")
-msp = load_local("msp_podcast_data")
+msp = load_local("msp_podcast_data", MSP_LOCAL)
 
 NUMS = dict(num_train=24, num_dev=8, num_test=8)
 NAME = re.compile(r"^MSP-PODCAST_\d{4}_\d{4}\.wav$")

@@ -1,7 +1,10 @@
 """The whole mini recipe, stages 1-13, in a scratch copy of the recipe directory
 (a smaller corpus, two test SNRs and one epoch per step, to fit the test budget; the
-README's command runs the full-size mini recipe)."""
+README's command runs the full-size mini recipe), with the three-task config (SE +
+emotion classes + attributes): every task is trained, decoded, scored and packed,
+and the packed model answers ``merit predict --json``."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,13 +24,15 @@ RECIPE = REPO / "egs2" / "mini_msp_podcast" / "merit1"
 )
 def test_mini_recipe_end_to_end(tmp_path):
     recipe = copy_recipe(RECIPE, tmp_path / "mini")
-    env = dict(os.environ, MERIT_PYTHON=sys.executable)
+    # The unpack cache of packed models goes under tmp_path, not the home dir.
+    env = dict(os.environ, MERIT_PYTHON=sys.executable, XDG_CACHE_HOME=str(tmp_path))
     cmd = [
         "./run.sh",
         "--local_data_opts", "--num_train 40 --num_dev 12 --num_test 12 --nj 2",
         "--test_snrs", "-5 10",
         "--step1_args", "--freeze_param frontend.upstream --max_epoch 1",
         "--train_args", "--max_epoch 1",
+        "--train_config", "conf/tuning/train_sparse_merit_3task_tiny.yaml",
         "--hf_repo", "someone/merit-mini", "--hf_dry_run", "true",
     ]  # fmt: skip
     out = subprocess.run(cmd, cwd=recipe, env=env, capture_output=True, text=True)
@@ -35,18 +40,33 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert out.returncode == 0, log[-4000:]
     for stage in range(1, 14):
         assert f"Stage {stage}:" in log
-    exp = recipe / "exp" / "merit_train_sparse_merit_tiny"
+    exp = recipe / "exp" / "merit_train_sparse_merit_3task_tiny"
     results = (exp / "RESULTS.md").read_text()
-    for name in ("F1-macro", "SSNR", "PESQ", "STOI", "unseen", "-5"):
+    for name in ("F1-macro", "CCC mean", "SSNR", "PESQ", "STOI", "unseen", "-5"):
         assert name in results, name
+    assert "ATTR task" in results  # three routers: usage of each
+    decoded = exp / "decode" / "test1_seen_snr-5"
+    for name in ("emotion", "emotion_posteriors", "emotion_attr", "spk1.scp"):
+        assert (decoded / name).is_file(), name
     assert list(exp.glob("**/*.png"))
     with zipfile.ZipFile(exp / "packed" / "model.zip") as z:
         assert any(n.endswith("meta.yaml") for n in z.namelist())
     hf = exp / "hf_someone_merit-mini"
     assert (hf / "README.md").is_file()
+    wav = next((recipe / "downloads" / "mini_msp_podcast" / "Audios").glob("*.wav"))
+    predict = subprocess.run(
+        [sys.executable, "-m", "espnet2_merit.bin.merit_cli", "predict", str(wav),
+         "--model", str(exp / "packed" / "model.zip"), "--json"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert predict.returncode == 0, predict.stderr[-3000:]
+    row = json.loads(predict.stdout)  # stdout: one JSON line, nothing else
+    assert row["label"] in ("A", "S", "H", "N")
+    assert set(row["attributes"]) == {"arousal", "valence", "dominance"}
+    assert set(row["tasks"]) == {"ser", "attr"}
     # Re-running skips the finished stages' work.
     again = subprocess.run(
-        ["./run.sh", "--stage", "2", "--stop_stage", "8", *cmd[1:9]],
+        ["./run.sh", "--stage", "2", "--stop_stage", "8", *cmd[1:11]],
         cwd=recipe, env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]

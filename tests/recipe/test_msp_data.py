@@ -1,4 +1,4 @@
-"""MSP-Podcast data preparation (local/msp_podcast_data.py) on a tiny corpus in
+"""MSP-Podcast data preparation (egs2/msp_podcast/merit1/local/msp_podcast_data.py) on a tiny corpus in
 MSP-Podcast's layout, written here."""
 
 import logging
@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from merit_testing import REPO, copy_recipe, load_local
+from merit_testing import MSP_LOCAL, REPO, copy_recipe, load_local
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.utils.datadir import read_kaldi
 
-msp = load_local("msp_podcast_data")
+msp = load_local("msp_podcast_data", MSP_LOCAL)
 
 HEADER = "FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set"
 # (code, speaker, split) per row; attributes follow from the row number.

@@ -1,4 +1,4 @@
-"""Noise pools (local/prepare_noise.py), noise simulation (local/simulate_noise.py)
+"""Noise pools (merit_prepare_noise), noise simulation (merit_simulate_noise)
 and the mixing functions they use, on tiny generated speech and noise."""
 
 import logging
@@ -8,18 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from merit_testing import load_local
 
+from espnet2_merit.bin import merit_prepare_noise as prepare_noise
+from espnet2_merit.bin import merit_simulate_noise as simulate_noise
 from espnet2_merit.errors import MeritInputError
-from espnet2_merit.utils.mixing import fit_noise, mix
+from espnet2_merit.simulation import noise_pools
+from espnet2_merit.simulation.mixing import fit_noise, mix
 from espnet2_merit.utils.synthetic import voice
 
 FS = 16000
 UTTS = [f"spk{i % 2}-utt{i}" for i in range(6)]
-
-
-prepare_noise = load_local("prepare_noise")
-simulate_noise = load_local("simulate_noise")
 
 
 def _write(path: Path, rows):
@@ -176,7 +174,7 @@ def test_mix_refuses_what_has_no_snr(clean, noise, snr, match):
 
 # ------------------------------------------------------------------------- pools
 def test_pools_are_disjoint_cover_every_type_and_keep_unseen_apart(corpus):
-    pools = {p: read_table(corpus["pools"] / f"{p}.scp") for p in prepare_noise.POOLS}
+    pools = {p: read_table(corpus["pools"] / f"{p}.scp") for p in noise_pools.POOLS}
     assert {p: len(v) for p, v in pools.items()} == {
         "train": 21, "dev": 3, "test_seen": 6, "test_unseen": 4
     }  # fmt: skip
@@ -252,7 +250,7 @@ def test_prepare_noise_errors(corpus, tmp_path):
         ),
     ]
     for opts, match in cases:
-        with pytest.raises(SystemExit, match=f"prepare_noise.py: error: .*{match}"):
+        with pytest.raises(SystemExit, match=f"merit_prepare_noise: error: .*{match}"):
             prepare_noise.main([*opts, "--outdir", str(tmp_path / "out")])
     (few / "bad.wav").write_text("not audio")
     with pytest.raises(SystemExit, match="bad.wav: cannot read audio"):
@@ -448,7 +446,7 @@ def test_simulation_errors(corpus, tmp_path):
     ]
     for i, (data, noise, extra, match) in enumerate(cases):
         snr = None if extra else "0"
-        with pytest.raises(SystemExit, match=f"simulate_noise.py: error: .*{match}"):
+        with pytest.raises(SystemExit, match=f"merit_simulate_noise: error: .*{match}"):
             simulate(data, noise, tmp_path / f"out{i}", *extra, snr=snr, nj=1)
 
 

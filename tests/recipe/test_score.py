@@ -1,5 +1,6 @@
 """merit_score (stage 10: scoring, RESULTS.md) and merit_compare (stage 11) on tiny
-generated reference/hypothesis directories."""
+generated reference data directories and decode directories in the format of
+``espnet2_merit.inference.decode_dir`` (a file per task and ``outputs.json``)."""
 
 import json
 import logging
@@ -12,9 +13,13 @@ import pytest
 import soundfile
 
 from espnet2_merit.bin import merit_compare, merit_score
-from espnet2_merit.metrics.se import pesq_wb, segmental_snr, si_sdr
-from espnet2_merit.metrics.ser import classification_metrics
-from espnet2_merit.metrics.significance import (
+from espnet2_merit.merit.heads.targets import LabelTarget, VectorTarget, WaveformTarget
+from espnet2_merit.scoring import registry, set_scoring
+from espnet2_merit.scoring.registry import Metric
+from espnet2_merit.scoring.results import parse_set_name
+from espnet2_merit.scoring.se import pesq_wb, segmental_snr, si_sdr, stoi
+from espnet2_merit.scoring.ser import attribute_metrics, classification_metrics
+from espnet2_merit.scoring.significance import (
     paired_randomization_test,
     paired_wilcoxon,
 )
@@ -22,8 +27,18 @@ from espnet2_merit.utils.synthetic import voice
 
 FS = 16000
 CLASSES = ["A", "S", "H", "N"]
+ATTRS = ["arousal", "valence", "dominance"]
 UTTS = [f"spk{i % 2}-utt{i}" for i in range(6)]
 REF_LABELS = ["A", "S", "H", "N", "A", "S"]
+# The tasks of the decoded sets, as a model's heads declare them.
+TARGETS = {
+    "se": WaveformTarget("speech_ref1"),
+    "ser": LabelTarget("emotion", CLASSES, "--emotion_list"),
+    "attr": VectorTarget("emotion_attr", ATTRS),
+}
+WAVE = [m.name for m in registry.metrics_of("waveform")]
+LABEL = [m.name for m in registry.metrics_of("label")]
+SET = "test1_seen_snr-5"
 
 
 def _write(path: Path, lines):
@@ -60,36 +75,59 @@ def ref_dir(tmp_path_factory):
     return root
 
 
-def make_hyp(ref: Path, out: Path, wrong=(1,), enh_gain=0.3, parts=None, seed=0):
-    """A fake decoded set: labels wrong at indices ``wrong``, enhanced speech =
-    clean + ``enh_gain`` x the mixture's noise, routing usage files."""
-    parts = parts or ("emotion", "posteriors", "emotion_attr", "spk1.scp", "routing")
+def fresh_ref(ref_dir: Path, dest: Path, drop=()) -> Path:
+    """A copy of the reference dir without its noisy-input cache (and ``drop``)."""
+    shutil.copytree(
+        ref_dir, dest, ignore=shutil.ignore_patterns("noisy_scores.json", *drop)
+    )
+    return dest
+
+
+def make_hyp(
+    ref: Path,
+    out: Path,
+    wrong=(1,),
+    enh_gain=0.3,
+    tasks=("se", "ser", "attr"),
+    seed=0,
+    routing=True,
+):
+    """A decoded set as ``espnet2_merit.inference.decode_dir`` writes it: per task
+    its target's file (labels wrong at indices ``wrong``, with posteriors; random
+    attributes; enhanced speech = clean + ``enh_gain`` x the mixture's noise in
+    ``wavs/<task>/``), routing usage files and the ``outputs.json`` manifest."""
     rng = np.random.default_rng(seed)
-    out.mkdir(parents=True)
-    (out / "emotion_list").write_text("\n".join(CLASSES) + "\n")
-    emo, post, attr, spk1, usage = [], [], [], [], []
+    targets = {t: TARGETS[t] for t in tasks}
+    files = {}
     for i, (utt, label) in enumerate(zip(UTTS, REF_LABELS)):
-        hyp = CLASSES[(CLASSES.index(label) + 1) % 4] if i in wrong else label
-        p = np.full(4, 0.1)
-        p[CLASSES.index(hyp)] = 0.7
-        emo.append((utt, hyp))
-        post.append((utt, " ".join(f"{v:.6f}" for v in p)))
-        attr.append((utt, " ".join(f"{v:.4f}" for v in rng.uniform(1, 7, 3))))
-        clean, _ = soundfile.read(ref / "wav" / f"{utt}_clean.wav")
-        noise, _ = soundfile.read(ref / "wav" / f"{utt}_noise.wav")
-        path = out / "wavs" / f"{utt}.wav"
-        path.parent.mkdir(exist_ok=True)
-        soundfile.write(path, clean + enh_gain * noise, FS, subtype="FLOAT")
-        spk1.append((utt, path))
-        u = rng.dirichlet(np.ones(3))
-        usage.append((utt, " ".join(f"{v:.4f}" for v in u)))
-    files = {"emotion": emo, "posteriors": post, "emotion_attr": attr, "spk1.scp": spk1}
+        for task, target in targets.items():
+            if target.kind == "label":
+                hyp = CLASSES[(CLASSES.index(label) + 1) % 4] if i in wrong else label
+                probs = np.full(len(CLASSES), 0.1)
+                probs[CLASSES.index(hyp)] = 0.7
+                lines = target.render(probs)
+            elif target.kind == "vector":
+                lines = target.render(rng.uniform(1, 7, len(target.names)))
+            else:
+                clean, _ = soundfile.read(ref / "wav" / f"{utt}_clean.wav")
+                noise, _ = soundfile.read(ref / "wav" / f"{utt}_noise.wav")
+                path = out / "wavs" / task / f"{utt}.wav"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                soundfile.write(path, clean + enh_gain * noise, FS, subtype="FLOAT")
+                lines = {target.file_name: str(path.resolve())}
+            for name, line in lines.items():
+                files.setdefault(name, []).append((utt, line))
+        if routing:
+            usage = " ".join(f"{v:.4f}" for v in rng.dirichlet(np.ones(3)))
+            for task in ("se", "ser"):
+                files.setdefault(f"routing/{task}_usage", []).append((utt, usage))
     for name, lines in files.items():
-        if name in parts:
-            _write(out / name, lines)
-    if "routing" in parts:
-        for task in ("se", "ser"):
-            _write(out / "routing" / f"{task}_usage", usage)
+        _write(out / name, lines)
+    manifest = {
+        "tasks": {t: target.describe() for t, target in targets.items()},
+        "files": sorted(files),
+    }
+    (out / "outputs.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return out
 
 
@@ -101,10 +139,8 @@ def score(ref: Path, hyp: Path, *extra):
     return hyp / "score"
 
 
-@pytest.fixture(scope="module")
-def scored(ref_dir, tmp_path_factory):
-    hyp = make_hyp(ref_dir, tmp_path_factory.mktemp("exp") / "m" / "decode" / "x")
-    return hyp, score(ref_dir, hyp)
+def _summary(out: Path):
+    return json.loads((out / "summary.json").read_text())
 
 
 def _tsv(path):
@@ -115,49 +151,74 @@ def _tsv(path):
     }
 
 
+def _wav(path):
+    return soundfile.read(path)[0]
+
+
+@pytest.fixture(scope="module")
+def scored(ref_dir, tmp_path_factory):
+    """A three-task decoded set (se, ser, attr), scored with two processes."""
+    hyp = make_hyp(ref_dir, tmp_path_factory.mktemp("exp") / "m" / "decode" / "x")
+    return hyp, score(ref_dir, hyp)
+
+
 def test_score_end_to_end(ref_dir, scored):
     hyp, out = scored
     header, rows = _tsv(out / "per_utt.tsv")
-    se_cols = ["ssnr", "pesq", "stoi", "sisdr"]
     assert header == (
-        ["utt", "ref", "hyp"]
-        + [f"{s}_{a}" for a in merit_score.DEFAULT_ATTRIBUTES for s in ("ref", "hyp")]
-        + se_cols
-        + [c + "_noisy" for c in se_cols]
+        ["utt"]
+        + [f"se_{m}" for m in WAVE]
+        + [f"se_{m}_noisy" for m in WAVE]
+        + ["ser_ref", "ser_hyp"]
+        + [f"attr_{s}_{a}" for a in ATTRS for s in ("ref", "hyp")]
     )
+    assert WAVE == ["ssnr", "pesq", "stoi", "sisdr"]
     assert sorted(rows) == sorted(UTTS)
     # One utterance recomputed directly.
     utt = UTTS[2]
-    clean, _ = soundfile.read(ref_dir / "wav" / f"{utt}_clean.wav")
-    noisy, _ = soundfile.read(ref_dir / "wav" / f"{utt}_noisy.wav")
-    enh, _ = soundfile.read(hyp / "wavs" / f"{utt}.wav")
-    assert float(rows[utt]["ssnr"]) == pytest.approx(
-        segmental_snr(clean, enh, FS), abs=1e-5
-    )
-    assert float(rows[utt]["ssnr_noisy"]) == pytest.approx(
-        segmental_snr(clean, noisy, FS), abs=1e-5
-    )
-    assert float(rows[utt]["pesq"]) == pytest.approx(pesq_wb(clean, enh, FS), abs=1e-5)
-    assert float(rows[utt]["sisdr_noisy"]) == pytest.approx(
-        si_sdr(clean, noisy), abs=1e-5
-    )
+    clean = _wav(ref_dir / "wav" / f"{utt}_clean.wav")
+    noisy = _wav(ref_dir / "wav" / f"{utt}_noisy.wav")
+    enh = _wav(hyp / "wavs" / "se" / f"{utt}.wav")
+    for column, want in (
+        ("se_ssnr", segmental_snr(clean, enh, FS)),
+        ("se_ssnr_noisy", segmental_snr(clean, noisy, FS)),
+        ("se_pesq", pesq_wb(clean, enh, FS)),
+        ("se_stoi_noisy", stoi(clean, noisy, FS)),
+        ("se_sisdr_noisy", si_sdr(clean, noisy)),
+    ):
+        assert float(rows[utt][column]) == pytest.approx(want, abs=1e-5), column
 
-    summary = json.loads((out / "summary.json").read_text())
-    want = classification_metrics(REF_LABELS, [rows[u]["hyp"] for u in UTTS], CLASSES)
-    for key in ("f1_macro", "f1_micro", "accuracy", "precision_macro", "recall_macro"):
-        assert summary["ser"][key] == pytest.approx(want[key])
-    assert summary["ser"]["confusion_matrix"] == want["confusion_matrix"]
-    assert summary["ser"]["f1_per_class"]["S"] == pytest.approx(
+    summary = _summary(out)
+    assert list(summary["tasks"]) == ["se", "ser", "attr"]
+    assert summary["num_utts"] == 6 and summary["set"] == "x"
+    ser = summary["tasks"]["ser"]
+    assert (ser["name"], ser["kind"], ser["file"]) == ("emotion", "label", "emotion")
+    hyp_labels = [rows[u]["ser_hyp"] for u in UTTS]
+    assert hyp_labels == [REF_LABELS[0], CLASSES[2]] + REF_LABELS[2:]
+    want = classification_metrics(REF_LABELS, hyp_labels, CLASSES)
+    assert set(ser["scores"]) == set(LABEL)
+    for key in LABEL:
+        assert ser["scores"][key] == pytest.approx(want[key])
+    assert ser["details"]["confusion_matrix"] == want["confusion_matrix"]
+    assert ser["details"]["f1_per_class"]["S"] == pytest.approx(
         want["f1_per_class"]["S"]
     )
-    assert set(summary["attributes"]["ccc"]) == set(merit_score.DEFAULT_ATTRIBUTES)
-    se = summary["se"]
-    for m in se_cols:
-        mean = np.mean([float(rows[u][m]) for u in UTTS])
-        assert se["enhanced"][m] == pytest.approx(mean, abs=1e-5)
-        assert se["enhanced"][m] > se["noisy"][m]  # 10 dB better than the input
+    attr = summary["tasks"]["attr"]
+    assert attr["kind"] == "vector" and list(attr["details"]["ccc"]) == ATTRS
+    ref_attr = np.loadtxt(ref_dir / "emotion_attr", usecols=(1, 2, 3))  # sorted
+    hyp_attr = np.loadtxt(hyp / "emotion_attr", usecols=(1, 2, 3))
+    assert attr["scores"]["ccc_mean"] == pytest.approx(
+        attribute_metrics(ref_attr, hyp_attr, ATTRS)["ccc_mean"]
+    )
+    se = summary["tasks"]["se"]
+    assert (se["kind"], se["file"]) == ("waveform", "spk1.scp")
+    for m in WAVE:
+        mean = np.mean([float(rows[u][f"se_{m}"]) for u in UTTS])
+        assert se["scores"][m] == pytest.approx(mean, abs=1e-5)
+        assert se["scores"][m] > se["noisy_scores"][m]  # 10 dB better than the input
+        assert se["nan_counts"]["enhanced"][m] == 0
     assert "ALL frames" in se["ssnr_definition"]
-    assert (out / "confusion_matrix.png").stat().st_size > 1000
+    assert (out / "confusion_ser.png").stat().st_size > 1000
     assert not list(out.glob("*.tmp"))
 
 
@@ -168,24 +229,30 @@ def test_rerun_skips_until_inputs_change(ref_dir, scored, caplog):
         score(ref_dir, hyp)
     assert "up to date" in caplog.text
     assert (out / "summary.json").stat().st_mtime_ns == before
-    # New hypotheses (a re-decode): scored again.
     text = (hyp / "emotion").read_text()
+    manifest = (hyp / "outputs.json").read_text()
     try:
+        # New hypotheses (a re-decode): scored again.
         (hyp / "emotion").write_text(text.replace(f"{UTTS[0]} A", f"{UTTS[0]} N"))
         score(ref_dir, hyp)
-        summary = json.loads((out / "summary.json").read_text())
-        assert summary["ser"]["accuracy"] == pytest.approx(4 / 6)
-        # Other options: scored again.
-        score(ref_dir, hyp, "--attribute_names", "aro", "val", "dom")
+        assert _summary(out)["tasks"]["ser"]["scores"]["accuracy"] == pytest.approx(
+            4 / 6
+        )
+        # Another task definition (value names in the manifest): scored again.
+        other = json.loads(manifest)
+        other["tasks"]["attr"]["names"] = ["aro", "val", "dom"]
+        (hyp / "outputs.json").write_text(json.dumps(other))
+        score(ref_dir, hyp)
         header, _ = _tsv(out / "per_utt.tsv")
-        assert "hyp_dom" in header
+        assert "attr_hyp_dom" in header and "attr_hyp_dominance" not in header
     finally:
         (hyp / "emotion").write_text(text)
+        (hyp / "outputs.json").write_text(manifest)
         score(ref_dir, hyp)
 
 
 def test_missing_or_extra_hyp_keys_are_errors(ref_dir, tmp_path):
-    hyp = make_hyp(ref_dir, tmp_path / "h", parts=("emotion",))
+    hyp = make_hyp(ref_dir, tmp_path / "h", tasks=("ser",))
     lines = (hyp / "emotion").read_text().splitlines()
     (hyp / "emotion").write_text("\n".join(lines[:3] + lines[4:]) + "\n")
     removed = lines[3].split()[0]
@@ -194,23 +261,48 @@ def test_missing_or_extra_hyp_keys_are_errors(ref_dir, tmp_path):
     (hyp / "emotion").write_text("\n".join(lines + ["bogus A"]) + "\n")
     with pytest.raises(SystemExit, match="'bogus' is not in the reference"):
         score(ref_dir, hyp)
+    # A label outside the task's class list: an error naming the line.
     (hyp / "emotion").write_text("\n".join(lines[:-1] + [f"{UTTS[-1]} X"]) + "\n")
-    with pytest.raises(SystemExit, match=r"h/emotion: labels \['X'\] are not in"):
+    with pytest.raises(
+        SystemExit, match=rf"h/emotion:6: utterance '{UTTS[-1]}': label 'X' is not"
+    ):
+        score(ref_dir, hyp)
+    assert not (hyp / "score" / "summary.json").exists()
+
+
+def test_manifest_is_required_and_checked(ref_dir, tmp_path):
+    hyp = make_hyp(ref_dir, tmp_path / "h", tasks=("ser", "attr"))
+    manifest = json.loads((hyp / "outputs.json").read_text())
+    (hyp / "emotion_attr").unlink()
+    with pytest.raises(
+        SystemExit, match=r"h/emotion_attr: no such file \(.*outputs.json lists it"
+    ):
+        score(ref_dir, hyp)
+    manifest["tasks"]["ser"]["kind"] = "labels"
+    (hyp / "outputs.json").write_text(json.dumps(manifest))
+    with pytest.raises(SystemExit, match="outputs.json: task 'ser': expected a 'kind'"):
+        score(ref_dir, hyp)
+    (hyp / "outputs.json").write_text("{")
+    with pytest.raises(SystemExit, match="outputs.json: not a decode manifest"):
+        score(ref_dir, hyp)
+    (hyp / "outputs.json").unlink()
+    with pytest.raises(SystemExit, match="outputs.json: no such file"):
         score(ref_dir, hyp)
 
 
 def test_ser_only_and_se_only(ref_dir, scored, tmp_path):
-    ser = make_hyp(ref_dir, tmp_path / "ser", parts=("posteriors",), wrong=(0, 1))
-    summary = json.loads((score(ref_dir, ser) / "summary.json").read_text())
-    assert "se" not in summary and "attributes" not in summary
-    assert summary["ser"]["accuracy"] == pytest.approx(4 / 6)  # argmax of posteriors
-    se = make_hyp(ref_dir, tmp_path / "se", parts=("spk1.scp",))
+    ser = make_hyp(ref_dir, tmp_path / "ser", tasks=("ser",), wrong=(0, 1))
+    summary = _summary(score(ref_dir, ser))
+    assert list(summary["tasks"]) == ["ser"]
+    assert summary["tasks"]["ser"]["scores"]["accuracy"] == pytest.approx(4 / 6)
+    se = make_hyp(ref_dir, tmp_path / "se", tasks=("se",))
     out = score(ref_dir, se, "--nj", "1")
-    summary = json.loads((out / "summary.json").read_text())
-    assert "ser" not in summary and set(summary["se"]) >= {"enhanced", "noisy"}
-    assert not (out / "confusion_matrix.png").exists()
+    summary = _summary(out)
+    assert list(summary["tasks"]) == ["se"]
+    assert set(summary["tasks"]["se"]["noisy_scores"]) == set(WAVE)
+    assert not list(out.glob("confusion_*.png"))
     header, rows = _tsv(out / "per_utt.tsv")
-    assert "ref" not in header and "pesq_noisy" in header
+    assert "ser_ref" not in header and "se_pesq_noisy" in header
     # One process (here) and two (the scored fixture) give the same numbers.
     _, rows2 = _tsv(scored[1] / "per_utt.tsv")
     for u in UTTS:
@@ -218,53 +310,155 @@ def test_ser_only_and_se_only(ref_dir, scored, tmp_path):
 
 
 def test_se_length_mismatch_names_utterance(ref_dir, tmp_path):
-    hyp = make_hyp(ref_dir, tmp_path / "h", parts=("spk1.scp",))
-    path = hyp / "wavs" / f"{UTTS[4]}.wav"
-    x, _ = soundfile.read(path)
-    soundfile.write(path, x[:-2000], FS)
+    hyp = make_hyp(ref_dir, tmp_path / "h", tasks=("se",))
+    path = hyp / "wavs" / "se" / f"{UTTS[4]}.wav"
+    soundfile.write(path, _wav(path)[:-2000], FS)
     with pytest.raises(SystemExit, match=f"'{UTTS[4]}'.*differ by 2000"):
         score(ref_dir, hyp)
+
+
+def _count_loads(monkeypatch):
+    """The ``what`` of every wav scoring reads (one process: --nj 1)."""
+    loads = []
+    load = set_scoring._load
+    monkeypatch.setattr(
+        set_scoring,
+        "_load",
+        lambda p, u, what: (loads.append(what), load(p, u, what))[1],
+    )
+    return loads
 
 
 def test_noisy_input_scored_once_per_set(ref_dir, tmp_path, monkeypatch):
     """Every system decoded on a set shares its noisy-input scores: the second
     system's scoring reads no noisy wav; a rewritten wav.scp invalidates them."""
-    ref = tmp_path / "ref"
-    shutil.copytree(ref_dir, ref, ignore=shutil.ignore_patterns("noisy_scores.json"))
-    loads = []
-    load = merit_score._load
-    monkeypatch.setattr(
-        merit_score,
-        "_load",
-        lambda p, u, what: (loads.append(what), load(p, u, what))[1],
-    )
+    ref = fresh_ref(ref_dir, tmp_path / "ref")
+    loads = _count_loads(monkeypatch)
 
     def noisy_columns(hyp):
         _, rows = _tsv(score(ref, hyp, "--nj", "1") / "per_utt.tsv")
-        return {u: (r["pesq_noisy"], r["ssnr_noisy"]) for u, r in rows.items()}
+        return {u: (r["se_pesq_noisy"], r["se_ssnr_noisy"]) for u, r in rows.items()}
 
-    first = noisy_columns(make_hyp(ref, tmp_path / "a"))
+    first = noisy_columns(make_hyp(ref, tmp_path / "a", tasks=("se",)))
     assert loads.count("noisy") == len(UTTS) and (ref / "noisy_scores.json").is_file()
     loads.clear()
     second = noisy_columns(make_hyp(ref, tmp_path / "b", enh_gain=0.6, seed=2))
     assert loads.count("noisy") == 0 and loads.count("enhanced") == len(UTTS)
     assert second == first
     (ref / "wav.scp").write_text((ref / "wav.scp").read_text())  # new mtime
-    noisy_columns(make_hyp(ref, tmp_path / "c"))
+    noisy_columns(make_hyp(ref, tmp_path / "c", tasks=("se",)))
     assert loads.count("noisy") == len(UTTS)
+
+
+def _peak_db(clean, test, fs, utt=None):
+    """A metric the registry does not have: peak level over the reference's."""
+    return float(20 * np.log10(np.abs(test).max() / np.abs(clean).max()))
+
+
+def test_metric_added_to_the_registry_is_scored_on_the_cached_noisy_input(
+    ref_dir, tmp_path, monkeypatch
+):
+    """A set's noisy-input cache made before a metric was added lacks it: the next
+    system on the set gets the metric for the noisy input too (computed for that
+    metric only, then cached), not a KeyError for '<metric>_noisy'."""
+    ref = fresh_ref(ref_dir, tmp_path / "ref")
+    old = make_hyp(ref, tmp_path / "old", tasks=("se",))
+    score(ref, old, "--nj", "1")
+    cache = json.loads((ref / "noisy_scores.json").read_text())
+    assert cache["metrics"] == sorted(WAVE)
+    row = Metric("peak", "Peak", 2, "waveform", _peak_db, "wilcoxon", True, "dB")
+    monkeypatch.setattr(registry, "METRICS", registry.METRICS + [row])
+    loads = _count_loads(monkeypatch)
+
+    new = make_hyp(ref, tmp_path / "new", tasks=("se",), enh_gain=0.6, seed=2)
+    out = score(ref, new, "--nj", "1")
+    _, rows = _tsv(out / "per_utt.tsv")
+    for u in UTTS:
+        clean = _wav(ref / "wav" / f"{u}_clean.wav")
+        noisy = _wav(ref / "wav" / f"{u}_noisy.wav")
+        enh = _wav(new / "wavs" / "se" / f"{u}.wav")
+        assert float(rows[u]["se_peak_noisy"]) == pytest.approx(
+            _peak_db(clean, noisy, FS), abs=1e-5
+        )
+        assert float(rows[u]["se_peak"]) == pytest.approx(
+            _peak_db(clean, enh, FS), abs=1e-5
+        )
+        assert rows[u]["se_pesq_noisy"] == f"{cache['scores'][u]['pesq']:.6f}"
+    se = _summary(out)["tasks"]["se"]
+    assert se["noisy_scores"]["peak"] == pytest.approx(
+        np.mean([float(rows[u]["se_peak_noisy"]) for u in UTTS]), abs=1e-5
+    )
+    assert loads.count("noisy") == len(UTTS)  # read once more, for 'peak'
+    cache = json.loads((ref / "noisy_scores.json").read_text())
+    assert cache["metrics"] == sorted(WAVE + ["peak"])
+    # The system scored before the metric existed: out of date, rescored with it,
+    # the noisy input's scores now all from the cache.
+    loads.clear()
+    summary = _summary(score(ref, old, "--nj", "1"))
+    assert "peak" in summary["tasks"]["se"]["noisy_scores"]
+    assert loads.count("noisy") == 0 and loads.count("enhanced") == len(UTTS)
+
+
+def test_metrics_subset(ref_dir, tmp_path, caplog):
+    ref = fresh_ref(ref_dir, tmp_path / "ref")
+    hyp = make_hyp(ref, tmp_path / "h")
+    out = score(ref, hyp, "--metrics", "ssnr", "f1_macro", "--nj", "1")
+    summary = _summary(out)
+    tasks = summary["tasks"]
+    assert list(tasks["ser"]["scores"]) == ["f1_macro"]
+    assert list(tasks["se"]["scores"]) == list(tasks["se"]["noisy_scores"]) == ["ssnr"]
+    assert tasks["attr"]["scores"] == {}  # no vector metric asked for
+    assert summary["options"] == {"metrics": ["f1_macro", "ssnr"]}
+    header, _ = _tsv(out / "per_utt.tsv")
+    assert [c for c in header if c.startswith("se_")] == ["se_ssnr", "se_ssnr_noisy"]
+    assert "attr_ref_arousal" not in header
+    assert json.loads((ref / "noisy_scores.json").read_text())["metrics"] == ["ssnr"]
+    # The same subset in another order: up to date. All metrics: scored again.
+    with caplog.at_level(logging.INFO):
+        score(ref, hyp, "--metrics", "f1_macro", "ssnr")
+    assert "up to date" in caplog.text
+    tasks = _summary(score(ref, hyp, "--nj", "1"))["tasks"]
+    assert (
+        list(tasks["se"]["noisy_scores"]) == WAVE
+        and "ccc_mean" in tasks["attr"]["scores"]
+    )
+    assert json.loads((ref / "noisy_scores.json").read_text())["metrics"] == sorted(
+        WAVE
+    )
+    with pytest.raises(SystemExit, match=r"--metrics: \['f1'\] are not metrics"):
+        score(ref, hyp, "--metrics", "f1")
+
+
+def test_task_without_references_is_skipped(ref_dir, tmp_path, caplog):
+    """An unlabelled set (here: no attributes) scores the other tasks; once the
+    references appear, the set is scored again."""
+    ref = fresh_ref(ref_dir, tmp_path / "ref", drop=("emotion_attr",))
+    hyp = make_hyp(ref, tmp_path / "h")
+    with caplog.at_level(logging.WARNING):
+        out = score(ref, hyp)
+    assert "task 'attr' not scored" in caplog.text
+    assert str(ref / "emotion_attr") in caplog.text
+    tasks = _summary(out)["tasks"]
+    assert "scores" not in tasks["attr"] and "emotion_attr" in tasks["attr"]["unscored"]
+    assert "f1_macro" in tasks["ser"]["scores"] and "ssnr" in tasks["se"]["scores"]
+    header, _ = _tsv(out / "per_utt.tsv")
+    assert "ser_hyp" in header and not [c for c in header if c.startswith("attr")]
+    shutil.copy(ref_dir / "emotion_attr", ref / "emotion_attr")
+    tasks = _summary(score(ref, hyp))["tasks"]
+    assert "ccc_mean" in tasks["attr"]["scores"]
 
 
 def test_several_sets_in_one_call(ref_dir, tmp_path, capsys):
     hyps = [
-        make_hyp(ref_dir, tmp_path / n, wrong=w) for n, w in (("a", ()), ("b", (0, 1)))
+        make_hyp(ref_dir, tmp_path / n, wrong=w, tasks=("ser", "attr"))
+        for n, w in (("a", ()), ("b", (0, 1)))
     ]
     cmd = []
     for hyp in hyps:
         cmd += ["--ref_dir", str(ref_dir), "--hyp_dir", str(hyp), "--out_dir",
                 str(hyp / "score")]  # fmt: skip
     merit_score.main(cmd)
-    f1 = [json.loads((h / "score" / "summary.json").read_text())["ser"]["f1_macro"]
-          for h in hyps]  # fmt: skip
+    f1 = [_summary(h / "score")["tasks"]["ser"]["scores"]["f1_macro"] for h in hyps]
     assert f1[0] == 1.0 and f1[1] < 1.0
     with pytest.raises(SystemExit):
         merit_score.main(cmd[:-2])
@@ -297,7 +491,7 @@ def test_results_md(scored, tmp_path, capsys):
         shutil.copytree(hyp, exp / "decode" / name)
         path = exp / "decode" / name / "score" / "summary.json"
         summary = json.loads(path.read_text())
-        summary["ser"]["f1_macro"] = f1[name] = 0.1 * (i + 1)
+        summary["tasks"]["ser"]["scores"]["f1_macro"] = f1[name] = 0.1 * (i + 1)
         path.write_text(json.dumps(summary))
     merit_score.main(["--results", str(exp)])
     printed = capsys.readouterr().out
@@ -326,11 +520,33 @@ def test_results_md(scored, tmp_path, capsys):
         for noise in ("seen", "unseen"):
             image = exp / "images" / f"expert_usage_{task}_test1_{noise}.png"
             assert image.stat().st_size > 1000
-    assert merit_score.parse_set_name("test2_unseen_snr-2.5") == (
-        "test2",
-        "unseen",
-        -2.5,
-    )
+    assert parse_set_name("test2_unseen_snr-2.5") == ("test2", "unseen", -2.5)
+
+
+def test_results_md_has_every_metric_of_every_task(scored, tmp_path):
+    """Three tasks (se + ser + attr): a column per registered metric of each,
+    waveform ones for the enhanced output and the noisy input."""
+    hyp, out = scored
+    exp = tmp_path / "three"
+    shutil.copytree(hyp, exp / "decode" / "test1_seen_snr0")
+    merit_score.main(["--results", str(exp)])
+    text = (exp / "RESULTS.md").read_text()
+    row = _parse_tables(text)["test1, seen noise"][0]
+    tasks = _summary(out)["tasks"]
+    want = {"SNR (dB)": "0", "utts": "6"}
+    for m in registry.METRICS:
+        if m.kind == "label":
+            want[m.header] = f"{tasks['ser']['scores'][m.name]:.{m.digits}f}"
+        elif m.kind == "vector":
+            want[m.header] = f"{tasks['attr']['scores'][m.name]:.{m.digits}f}"
+        else:
+            want[f"{m.header} enh"] = f"{tasks['se']['scores'][m.name]:.{m.digits}f}"
+            noisy = tasks["se"]["noisy_scores"][m.name]
+            want[f"{m.header} noisy"] = f"{noisy:.{m.digits}f}"
+    assert row == want
+    assert {"F1-macro", "CCC mean", "SSNR enh"} <= set(row)
+    assert "`attr` (emotion_attr): CCC mean" in text
+    assert "(arousal, valence, dominance)" in text and "classes A, S, H, N" in text
 
 
 def test_results_of_another_decode_dir_go_into_it(scored, tmp_path):
@@ -354,6 +570,13 @@ def test_results_of_another_decode_dir_go_into_it(scored, tmp_path):
 def test_results_without_scores_is_error(tmp_path):
     with pytest.raises(SystemExit, match="no scored set"):
         merit_score.main(["--results", str(tmp_path)])
+    # A summary of the format before tasks (top-level "ser" and "se"): an error,
+    # not a table without its numbers.
+    old = tmp_path / "decode" / SET / "score" / "summary.json"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"set": SET, "num_utts": 6, "ser": {"f1_macro": 0.5}}))
+    with pytest.raises(SystemExit, match=rf"{SET}/score/summary.json: no 'tasks'"):
+        merit_score.main(["--results", str(tmp_path)])
 
 
 @pytest.fixture(scope="module")
@@ -362,14 +585,16 @@ def two_systems(ref_dir, scored, tmp_path_factory):
     output much noisier) on test1_seen_snr-5."""
     hyp, _ = scored
     root = tmp_path_factory.mktemp("systems")
-    good = root / "good"
-    shutil.copytree(hyp, good / "decode" / "test1_seen_snr-5")
+    shutil.copytree(hyp, root / "good" / "decode" / SET)
     base_hyp = make_hyp(
-        ref_dir, root / "base" / "decode" / "test1_seen_snr-5", wrong=(0, 1, 3),
-        enh_gain=0.9, seed=1,
-    )  # fmt: skip
+        ref_dir, root / "base" / "decode" / SET, wrong=(0, 1, 3), enh_gain=0.9, seed=1
+    )
     score(ref_dir, base_hyp)
     return root
+
+
+def _score_dir(root, name):
+    return root / name / "decode" / SET / "score"
 
 
 def test_compare(two_systems, capsys):
@@ -383,46 +608,76 @@ def test_compare(two_systems, capsys):
     assert "approximate randomization" in text and "Wilcoxon" in text
     rows = _parse_tables(text)["test1, seen noise, -5 dB"]
     assert [r["system"] for r in rows] == ["good", "base (ref)"]
-    score_dirs = {
-        n: root / n / "decode" / "test1_seen_snr-5" / "score" for n in ("good", "base")
-    }
-    summ = {
-        n: json.loads((d / "summary.json").read_text()) for n, d in score_dirs.items()
-    }
-    per_utt = {n: _tsv(d / "per_utt.tsv")[1] for n, d in score_dirs.items()}
+    # The headline metrics of every task.
+    assert list(rows[0]) == ["system", "SSNR (dB)", "PESQ", "STOI", "F1-macro",
+                             "CCC mean"]  # fmt: skip
+    summ = {n: _summary(_score_dir(root, n))["tasks"] for n in ("good", "base")}
+    per_utt = {n: _tsv(_score_dir(root, n) / "per_utt.tsv")[1] for n in summ}
 
-    f_good, f_base = summ["good"]["ser"]["f1_macro"], summ["base"]["ser"]["f1_macro"]
+    f_good = summ["good"]["ser"]["scores"]["f1_macro"]
+    f_base = summ["base"]["ser"]["scores"]["f1_macro"]
     test = paired_randomization_test(
-        [per_utt["good"][u]["ref"] for u in UTTS],
-        [per_utt["good"][u]["hyp"] for u in UTTS],
-        [per_utt["base"][u]["hyp"] for u in UTTS],
+        [per_utt["good"][u]["ser_ref"] for u in UTTS],
+        [per_utt["good"][u]["ser_hyp"] for u in UTTS],
+        [per_utt["base"][u]["ser_hyp"] for u in UTTS],
         CLASSES,
         rounds=500,
     )
     rel = (f_good - f_base) / abs(f_base) * 100
     cell = rows[0]["F1-macro"]
     assert cell.startswith(f"{f_good:.4f} ({rel:+.1f}%")
-    assert f"p={test.p_value:.3f}" in cell
+    assert f"p={test.p_value:.3f}" in cell and "dB" not in cell
     assert ("*" in cell) == (test.p_value < 0.05)
     assert rows[1]["F1-macro"] == f"{f_base:.4f}"
+    assert rows[0]["CCC mean"].endswith("p=n/a)")
 
     wil = paired_wilcoxon(
-        [float(per_utt["good"][u]["ssnr"]) for u in UTTS],
-        [float(per_utt["base"][u]["ssnr"]) for u in UTTS],
+        [float(per_utt["good"][u]["se_ssnr"]) for u in UTTS],
+        [float(per_utt["base"][u]["se_ssnr"]) for u in UTTS],
     )
-    s_good, s_base = (
-        summ["good"]["se"]["enhanced"]["ssnr"],
-        summ["base"]["se"]["enhanced"]["ssnr"],
-    )
+    s_good = summ["good"]["se"]["scores"]["ssnr"]
+    s_base = summ["base"]["se"]["scores"]["ssnr"]
     cell = rows[0]["SSNR (dB)"]
-    assert cell.startswith(
-        f"{s_good:.2f} ({(s_good - s_base) / abs(s_base) * 100:+.1f}%*"
-    )
+    rel = (s_good - s_base) / abs(s_base) * 100
+    assert cell.startswith(f"{s_good:.2f} ({rel:+.1f}%* ({s_good - s_base:+.2f} dB)")
     assert wil.p_value < 0.05 and f"p={wil.p_value:.3f}" in cell  # 6/6 better: 0.031
     data = json.loads(out.with_suffix(".json").read_text())
-    vs = data["sets"]["test1_seen_snr-5"]["good"]["ssnr"]["vs"]["base"]
+    vs = data["sets"][SET]["good"]["se_ssnr"]["vs"]["base"]
     assert vs["p_value"] == pytest.approx(wil.p_value) and vs["significant"]
+    assert vs["difference"] == pytest.approx(s_good - s_base)
     assert "good" in capsys.readouterr().out
+
+
+def test_compare_flags_a_base_near_0_db(two_systems, tmp_path):
+    """dB metrics: the absolute difference beside the relative change, and '†'
+    when the reference is within ±1 dB of 0 dB, where the percentage explodes."""
+    root = two_systems
+    s_good = _summary(_score_dir(root, "good"))["tasks"]["se"]["scores"]["ssnr"]
+    cells = {}
+    for base in (0.4, -1.0, -1.5):
+        system = tmp_path / f"base{base}"
+        shutil.copytree(root / "base", system)
+        path = _score_dir(tmp_path, f"base{base}") / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["tasks"]["se"]["scores"]["ssnr"] = base
+        path.write_text(json.dumps(summary))
+        out = tmp_path / f"compare{base}.md"
+        merit_compare.main(
+            ["--systems", f"good={root / 'good'}", f"base={system}",
+             "--reference", "base", "--out", str(out), "--rounds", "100"]
+        )  # fmt: skip
+        row = _parse_tables(out.read_text())["test1, seen noise, -5 dB"][0]
+        cells[base] = row["SSNR (dB)"]
+        rel = (s_good - base) / abs(base) * 100
+        assert cells[base].startswith(
+            f"{s_good:.2f} ({rel:+.1f}%* ({s_good - base:+.2f} dB)"
+        )
+        assert "dB" not in row["PESQ"] and "†" not in row["PESQ"]
+        vs = json.loads(out.with_suffix(".json").read_text())["sets"][SET]["good"]
+        assert vs["se_ssnr"]["vs"]["base"]["small_base"] == (abs(base) <= 1)
+    assert "dB)†" in cells[0.4] and "dB)†" in cells[-1.0]
+    assert "†" not in cells[-1.5]
+    assert "±1 dB" in out.read_text()  # the legend
 
 
 def test_compare_takes_a_decode_dir(two_systems, tmp_path):
@@ -454,10 +709,8 @@ def test_compare_two_references_and_errors(two_systems, tmp_path):
     # Different utterances in the two systems' scores of a set: an error naming it.
     other = tmp_path / "other"
     shutil.copytree(root / "base", other)
-    tsv = other / "decode" / "test1_seen_snr-5" / "score" / "per_utt.tsv"
+    tsv = other / "decode" / SET / "score" / "per_utt.tsv"
     tsv.write_text("\n".join(tsv.read_text().splitlines()[:-1]) + "\n")
-    with pytest.raises(
-        SystemExit, match="set 'test1_seen_snr-5'.*different utterances"
-    ):
+    with pytest.raises(SystemExit, match=f"set '{SET}'.*different utterances"):
         merit_compare.main(["--systems", f"good={root / 'good'}", f"other={other}",
                             "--reference", "other", "--out", str(out)])  # fmt: skip

@@ -29,17 +29,20 @@ def _expected(conf, feat):
     counts = {}
     experts = E * (L * D * H + H + H * OUT + OUT)
     routers = lambda n_tasks: n_tasks * (L * D * E + E)  # noqa: E731
-    n_tasks = sum(bool(conf[h]) for h in ("se_head", "ser_head"))
+    tasks = conf["tasks"]
+    n_tasks = len(tasks)
     counts["fusion"] = {
         "sparse_moe": 2 * L * D + experts + routers(n_tasks),
         "dense_moe": 2 * L * D + experts + routers(n_tasks),
         "weighted_sum": 2 * L * D + L,
         "last_layer": 0,
     }[conf["fusion"]]
-    if conf["se_head"]:
-        counts["se_head"] = (201 + feat) * 256 + 256 + _lstm(256, 256) + 256 * 201 + 201
-    if conf["ser_head"]:
-        counts["ser_head"] = (feat * feat + feat + feat) + (
+    if "se" in tasks:
+        counts["heads.se"] = (
+            (201 + feat) * 256 + 256 + _lstm(256, 256) + 256 * 201 + 201
+        )
+    if "ser" in tasks:
+        counts["heads.ser"] = (feat * feat + feat + feat) + (
             2 * feat * 1024 + 1024 + 2 * 1024 + 1024 * 4 + 4
         )
     return counts
@@ -79,11 +82,11 @@ def test_paper_config_builds_at_paper_scale(config, large_wavlm, data_dirs, tmp_
     feat = model.fusion.output_size()
     assert feat == (OUT if conf["fusion"].endswith("moe") else D)
     for part, expected in _expected(conf, feat).items():
-        module = getattr(model, part)
+        module = model.get_submodule(part)
         assert sum(p.numel() for p in module.parameters()) == expected, part
     n_ssl = sum(p.numel() for p in model.frontend.parameters())
     assert 310e6 < n_ssl < 320e6  # WavLM Large: 315 M
-    if conf["ser_head"]:
+    if "ser" in conf["tasks"]:
         assert args.frontend_lr_scale == 0.5 and args.optim_conf["lr"] == 5e-5
     del model
     gc.collect()

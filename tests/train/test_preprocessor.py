@@ -2,11 +2,18 @@ import numpy as np
 import pytest
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.merit.heads.targets import LabelTarget, VectorTarget, WaveformTarget
 from espnet2_merit.train.preprocessor import MeritPreprocessor
 
+TARGETS = [
+    WaveformTarget("speech_ref1"),
+    LabelTarget("emotion", ["A", "S", "H", "N"], "--emotion_list"),
+    VectorTarget("emotion_attr", ["arousal", "valence", "dominance"]),
+]
 
-def _pre(train=False, **kw):
-    return MeritPreprocessor(train, emotion_list=["A", "S", "H", "N"], **kw)
+
+def _pre(train=False, targets=TARGETS, **kw):
+    return MeritPreprocessor(train, targets, **kw)
 
 
 def test_labels_and_attributes():
@@ -26,7 +33,7 @@ def test_unknown_label_is_an_error_never_class_zero():
 
 @pytest.mark.parametrize("text", ["4.5 2.0", "a b c", ""])
 def test_bad_attributes(text):
-    with pytest.raises(MeritInputError, match="3 numbers"):
+    with pytest.raises(MeritInputError, match="3 finite numbers"):
         _pre()("u1", {"speech": np.zeros(10), "emotion_attr": text})
 
 
@@ -49,3 +56,14 @@ def test_training_crop_keeps_speech_and_reference_aligned():
         len(_pre(train=False, max_speech_sec=1.0)("u", {"speech": speech})["speech"])
         == 48000
     )
+
+
+def test_data_no_task_uses_is_left_out_and_nan_audio_is_an_error():
+    out = _pre(targets=TARGETS[1:2])(
+        "u1", {"speech": np.zeros(10), "emotion": "A", "emotion_attr": "1 2 3"}
+    )
+    assert set(out) == {"speech", "emotion"}
+    bad = np.zeros(10)
+    bad[4] = np.nan
+    with pytest.raises(MeritInputError, match="utterance 'u2': 'speech' has NaN"):
+        _pre()("u2", {"speech": bad})

@@ -8,24 +8,19 @@ from espnet2.train.reporter import Reporter
 from espnet2.train.trainer import Trainer
 from sklearn.metrics import f1_score
 
-from espnet2_merit.merit.espnet_model import sufficient_stats
+from espnet2_merit.scoring import selection
 from espnet2_merit.train.trainer import MeritTrainer
 
 
-class _Head(torch.nn.Module):
-    def __init__(self, target):
-        super().__init__()
-        self.target = target
-
-
-def _validate(monkeypatch, batches, head):
+def _validate(monkeypatch, batches, family, task="ser"):
     """MeritTrainer.validate_one_epoch over (pred, target) batches, with ESPnet's
     loop replaced by one that registers what the model would report."""
 
     def loop(cls, model, iterator, reporter, options, distributed_option):
         for pred, target in iterator:
             stats = {"loss": torch.tensor(1.0)}
-            stats.update(sufficient_stats(pred, target, head))
+            fn = selection.label_counts if family == "f1" else selection.moments
+            stats.update(selection.pack(task, {family: fn(pred, target)}))
             reporter.register(stats, pred.size(0))
             reporter.next()
 
@@ -50,11 +45,11 @@ def test_f1_macro_over_the_whole_set_equals_sklearn(monkeypatch):
         )  # noqa: E501
         for n in sizes
     ]
-    reporter = _validate(monkeypatch, batches, _Head("emotion"))
+    reporter = _validate(monkeypatch, batches, "f1")
     hyp = torch.cat([p.argmax(-1) for p, _ in batches]).numpy()
     ref = torch.cat([t for _, t in batches]).numpy()
     expected = f1_score(ref, hyp, labels=range(4), average="macro", zero_division=0)
-    got = reporter.get_value("valid", "f1_macro")
+    got = reporter.get_value("valid", "ser_f1_macro")
     assert got == pytest.approx(expected, abs=1e-6)  # float32 statistics
     batch_mean = np.mean(
         [
@@ -64,7 +59,9 @@ def test_f1_macro_over_the_whole_set_equals_sklearn(monkeypatch):
     )  # noqa: E501
     assert abs(batch_mean - expected) > 1e-3  # the test can tell the two apart
     # The raw statistics are not reported; the other stats are intact.
-    assert not [k for k in reporter.get_keys2("valid") if k.startswith("suff_")]
+    assert not [
+        k for k in reporter.get_keys2("valid") if k.startswith(selection.PREFIX)
+    ]
     assert reporter.get_value("valid", "loss") == pytest.approx(1.0)
 
 
@@ -79,7 +76,7 @@ def test_ccc_over_the_whole_set(monkeypatch):
                 torch.from_numpy(y),
             )
         )  # noqa: E501
-    reporter = _validate(monkeypatch, batches, _Head("emotion_attr"))
+    reporter = _validate(monkeypatch, batches, "ccc", "attr")
     x = torch.cat([p for p, _ in batches]).numpy()
     y = torch.cat([t for _, t in batches]).numpy()
     ccc = [
@@ -88,4 +85,6 @@ def test_ccc_over_the_whole_set(monkeypatch):
         / (x[:, a].var() + y[:, a].var() + (x[:, a].mean() - y[:, a].mean()) ** 2)
         for a in range(3)
     ]
-    assert reporter.get_value("valid", "ccc") == pytest.approx(np.mean(ccc), abs=1e-6)
+    assert reporter.get_value("valid", "attr_ccc") == pytest.approx(
+        np.mean(ccc), abs=1e-6
+    )

@@ -7,6 +7,21 @@
 # Every stage prints what it does and is idempotent: finished work is marked with a
 # `.done` file (or written to `X.tmp` and renamed), so a re-run skips it and a crash
 # never leaves half-written outputs that a re-run trusts.
+#
+# The contract of a recipe's local/data.sh (stage 1): it writes one Kaldi-style
+# directory per set under data/ (${train_set}, ${valid_set}, each of ${test_sets}),
+# each with
+#   wav.scp       "<utt> <audio file>", the speech (required): clean speech when
+#                 stage 2 mixes noise in, the noisy input with --simulate_noise false
+#   spk1.scp      the clean reference of wav.scp (required with
+#                 --simulate_noise false when a task enhances; written by stage 2)
+#   emotion       "<utt> <class>" (the emotion classes; optional for a test set
+#                 without labels, whose emotion is then decoded but not scored)
+#   emotion_attr  "<utt> <arousal> <valence> <dominance>" (optional)
+#   utt2spk, utt2gender (optional), and data/emotion_list, one class per line, the
+#   output order of the classifier (required when a task classifies emotions).
+# Every other data name of espnet2_merit.utils.datadir.DATA_FILES present in a set is
+# passed to training too; a task uses what its head declares.
 
 set -euo pipefail
 
@@ -42,6 +57,7 @@ train_snr=5            # dB for train/dev: a number, or a range "lo:hi" (uniform
 test_snrs="-5 0 5 10"  # dB, one test set per SNR and noise set
 noise_sets="seen unseen"
 sim_seed=0
+simulate_noise=true    # false: the corpus has noisy/clean pairs already (skip stage 2)
 
 # Stages 3-4: formatting and filtering
 fs=16000
@@ -54,7 +70,7 @@ valid_set=dev
 test_sets="test1"
 
 # Stages 6-8: training
-step1_config=""        # step 1 (SSL frozen); empty: no step 1
+step1_config=""        # step 1 (SSL frozen); empty: no step 1; "same": --train_config
 step1_args="--freeze_param frontend.upstream"
 train_config=""        # step 2 (joint fine-tuning)
 train_args=""
@@ -98,6 +114,7 @@ Options (default in brackets):
   --train_snr               Train/dev SNR in dB, or "lo:hi" [${train_snr}]
   --test_snrs               Test SNRs in dB ["${test_snrs}"]
   --noise_sets              Test noise sets ["${noise_sets}"]
+  --simulate_noise          Mix noise in stage 2; false: data.sh gave noisy/clean pairs [${simulate_noise}]
   --fs / --min_sec / --max_sec   Sampling rate, training durations [${fs} / ${min_sec} / ${max_sec}]
   --train_set / --valid_set / --test_sets   Data sets [${train_set} / ${valid_set} / "${test_sets}"]
   --step1_config / --step1_args   Step 1 (SSL frozen) ["${step1_config}" / "${step1_args}"]
@@ -129,6 +146,7 @@ fi
 
 [ -z "${train_config}" ] && { log "error: --train_config is required"; exit 2; }
 [ -f "${train_config}" ] || { log "error: --train_config ${train_config}: no such file"; exit 2; }
+[ "${step1_config}" = same ] && step1_config=${train_config}
 if [ -n "${step1_config}" ] && [ ! -f "${step1_config}" ]; then
     log "error: --step1_config ${step1_config}: no such file"; exit 2
 fi
@@ -163,27 +181,38 @@ decode_dir=${exp}/${inference_tag}
 # overwrite the model's own results.
 results_md=${exp}/RESULTS.md
 [ "${inference_tag}" = decode ] || results_md=${decode_dir}/RESULTS.md
-train_sim=${train_set}_sim
-valid_sim=${valid_set}_sim
 test_sim=()
-for dset in ${test_sets}; do
-    for noise in ${noise_sets}; do
-        for snr in ${test_snrs}; do
-            test_sim+=("${dset}_${noise}_snr${snr}")
+if [ "${simulate_noise}" = true ]; then
+    train_sim=${train_set}_sim
+    valid_sim=${valid_set}_sim
+    for dset in ${test_sets}; do
+        for noise in ${noise_sets}; do
+            for snr in ${test_snrs}; do
+                test_sim+=("${dset}_${noise}_snr${snr}")
+            done
         done
     done
-done
+else  # the corpus's own noisy/clean pairs
+    train_sim=${train_set}
+    valid_sim=${valid_set}
+    for dset in ${test_sets}; do test_sim+=("${dset}"); done
+fi
 emotion_list=${dumpdir}/raw/emotion_list
+# Data names and their files in a data dir (espnet2_merit.utils.datadir.DATA_FILES).
+data_files=$(${python} -c '
+from espnet2_merit.utils.datadir import DATA_FILES
+print(" ".join(f"{n},{f},{t}" for n, (f, t) in DATA_FILES.items()))')
 
-# Options of merit_train shared by statistics and both training steps.
+# Options of merit_train shared by statistics and both training steps: every data
+# file the directory has (a task uses what its head declares).
 data_opts() {  # data_opts SPLIT DIR
-    local split=$1 dir=$2
-    echo "--${split}_data_path_and_name_and_type ${dir}/wav.scp,speech,sound" \
-         "--${split}_data_path_and_name_and_type ${dir}/spk1.scp,speech_ref1,sound" \
-         "--${split}_data_path_and_name_and_type ${dir}/emotion,emotion,text"
-    if [ -f "${dir}/emotion_attr" ]; then
-        echo "--${split}_data_path_and_name_and_type ${dir}/emotion_attr,emotion_attr,text"
-    fi
+    local split=$1 dir=$2 entry name file kind
+    for entry in ${data_files}; do
+        IFS=, read -r name file kind <<< "${entry}"
+        if [ -f "${dir}/${file}" ]; then
+            echo "--${split}_data_path_and_name_and_type ${dir}/${file},${name},${kind}"
+        fi
+    done
 }
 
 if run_stage 1; then
@@ -197,25 +226,27 @@ if run_stage 1; then
     fi
 fi
 
-if run_stage 2; then
+if run_stage 2 && [ "${simulate_noise}" != true ]; then
+    log "Stage 2: --simulate_noise false: the corpus's noisy/clean pairs are used as they are"
+elif run_stage 2; then
     log "Stage 2: noise simulation: train/dev at ${train_snr} dB, tests at ${test_snrs} dB (${noise_sets})"
     [ -z "${noise_seen_dirs}" ] && { log "error: --noise_seen_dirs is empty (set it in db.sh)"; exit 2; }
-    ${python} local/prepare_noise.py --seen_dirs "${noise_seen_dirs}" \
+    ${python} -m espnet2_merit.bin.merit_prepare_noise --seen_dirs "${noise_seen_dirs}" \
         --unseen_dirs "${noise_unseen_dirs}" --outdir "${datadir}/noise" \
         --dev_ratio "${noise_dev_ratio}" --test_ratio "${noise_test_ratio}" --seed "${sim_seed}"
     snr_opts() { if [[ $1 == *:* ]]; then echo "--snr_range ${1%%:*} ${1##*:}"; else echo "--snr $1"; fi; }
     # shellcheck disable=SC2046
-    ${python} local/simulate_noise.py --data_dir "${datadir}/${train_set}" \
+    ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${train_set}" \
         --noise_scp "${datadir}/noise/train.scp" $(snr_opts "${train_snr}") \
         --outdir "${datadir}/${train_sim}" --seed "${sim_seed}" --nj "${nj}"
     # shellcheck disable=SC2046
-    ${python} local/simulate_noise.py --data_dir "${datadir}/${valid_set}" \
+    ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${valid_set}" \
         --noise_scp "${datadir}/noise/dev.scp" $(snr_opts "${train_snr}") \
         --outdir "${datadir}/${valid_sim}" --seed "$((sim_seed + 1))" --nj "${nj}"
     for dset in ${test_sets}; do
         for noise in ${noise_sets}; do
             for snr in ${test_snrs}; do
-                ${python} local/simulate_noise.py --data_dir "${datadir}/${dset}" \
+                ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${dset}" \
                     --noise_scp "${datadir}/noise/test_${noise}.scp" --snr "${snr}" \
                     --outdir "${datadir}/${dset}_${noise}_snr${snr}" \
                     --seed "$((sim_seed + 2))" --nj "${nj}"
@@ -384,51 +415,26 @@ if run_stage 9; then
                 --data_path_and_name_and_type "${_logdir}/all.scp,speech,sound" \
                 --key_file "${_logdir}/keys/keys.JOB" \
                 --output_dir "${_logdir}/output.JOB" ${inference_args}
-        # Split the shards' outputs back into one directory per set.
-        for dset in "${_todo[@]}"; do
-            rm -rf "${_dir}/${dset}.tmp"
-            mkdir -p "${_dir}/${dset}.tmp"
-            for f in emotion posteriors emotion_attr spk1.scp \
-                     routing/se_usage routing/ser_usage routing/se_gate \
-                     routing/ser_gate routing/se_experts routing/ser_experts; do
-                if ls "${_logdir}"/output.*/"${f}" > /dev/null 2>&1; then
-                    mkdir -p "$(dirname "${_dir}/${dset}.tmp/${f}")"
-                    cat "${_logdir}"/output.*/"${f}" | { grep "^${dset}__" || true; } \
-                        | sed "s/^${dset}__//" | sort > "${_dir}/${dset}.tmp/${f}"
-                fi
-            done
-            if [ -f "${_logdir}/output.1/emotion_list" ]; then
-                cp "${_logdir}/output.1/emotion_list" "${_dir}/${dset}.tmp/"
-            fi
-            if [ -n "${enh_exp}" ]; then
-                # The cascade's enhanced speech is the SE model's: scored with it.
-                cp "${enh_exp}/decode/${dset}/spk1.scp" "${_dir}/${dset}.tmp/spk1.scp"
-            fi
-            touch "${_dir}/${dset}.tmp/.done"
-            rm -rf "${_dir:?}/${dset}"
-            mv "${_dir}/${dset}.tmp" "${_dir}/${dset}"
-        done
+        # Split the shards' outputs back into one directory per set: every file
+        # the shards' manifests (outputs.json) list, whatever the model's tasks.
+        _opts=()
+        # The cascade's enhanced speech is the SE model's: scored with it.
+        [ -n "${enh_exp}" ] && _opts=(--waveforms_from "${enh_exp}/decode")
+        ${python} -m espnet2_merit.bin.merit_merge_decode --sets "${_todo[@]}" \
+            --out_dir "${_dir}" "${_opts[@]}" "${_logdir}"/output.*
     fi
 fi
 
 if run_stage 10; then
     log "Stage 10: scoring -> ${results_md}"
-    _sets=()
+    # One process for all sets (imports paid once). merit_score itself skips a set
+    # whose scores are current: same inputs (content hashes), same metrics.
     _opts=()
     for dset in "${test_sim[@]}"; do
-        _score=${decode_dir}/${dset}/score
-        if [ -f "${_score}/.done" ]; then
-            log "skip: ${_score}"
-            continue
-        fi
-        _sets+=("${dset}")
         _opts+=(--ref_dir "${dumpdir}/raw/${dset}" --hyp_dir "${decode_dir}/${dset}"
-                --out_dir "${_score}")
+                --out_dir "${decode_dir}/${dset}/score")
     done
-    if [ ${#_sets[@]} -gt 0 ]; then  # one process for all sets: imports paid once
-        ${python} -m espnet2_merit.bin.merit_score "${_opts[@]}" --nj "${nj}"
-        for dset in "${_sets[@]}"; do touch "${decode_dir}/${dset}/score/.done"; done
-    fi
+    ${python} -m espnet2_merit.bin.merit_score "${_opts[@]}" --nj "${nj}"
     ${python} -m espnet2_merit.bin.merit_score --results "${exp}" --decode_dir "${decode_dir}"
 fi
 

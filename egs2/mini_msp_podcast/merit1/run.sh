@@ -18,7 +18,7 @@ train_config=conf/tuning/train_sparse_merit_tiny.yaml
     --train_set train --valid_set dev --test_sets "test1" \
     --train_snr 5 --test_snrs "-5 0 5 10" \
     --min_sec 1.0 --max_sec 20.0 \
-    --step1_config "${train_config}" \
+    --step1_config same \
     --train_config "${train_config}" \
     --step1_args "--freeze_param frontend.upstream --max_epoch 3" \
     --train_args "--max_epoch 10" \

@@ -19,7 +19,7 @@ train_config=conf/sparse_merit.yaml
     --train_set train --valid_set dev --test_sets "test1 test2" \
     --train_snr 5 --test_snrs "-5 0 5 10" \
     --min_sec 1.0 --max_sec 20.0 \
-    --step1_config "${train_config}" \
+    --step1_config same \
     --train_config "${train_config}" \
     --ngpu 1 --nj 16 --inference_nj 8 --gpu_inference true \
     "$@"

@@ -8,6 +8,7 @@ from typeguard import typechecked
 
 from espnet2_merit.layers.stft import Stft
 from espnet2_merit.merit.frontend.abs_frontend import AbsMultiLayerFrontend
+from espnet2_merit.utils.masks import valid_mask
 
 
 class FbankFrontend(AbsMultiLayerFrontend):
@@ -50,6 +51,5 @@ class FbankFrontend(AbsMultiLayerFrontend):
         """See ``AbsMultiLayerFrontend.forward``; output (B, T, 1, n_mels)."""
         spec, lengths = self.stft(speech, speech_lengths)
         feats = torch.log(spec.abs().pow(2) @ self.mel + 1e-6)
-        mask = torch.arange(feats.size(1), device=feats.device) < lengths[:, None]
-        feats = feats.masked_fill(~mask[..., None], 0.0)
+        feats = feats.masked_fill(~valid_mask(lengths, feats.size(1))[..., None], 0.0)
         return feats.unsqueeze(2), lengths

@@ -31,7 +31,7 @@ class AbsFusion(torch.nn.Module, ABC):
     Args (common to all subclasses, passed by the task):
         input_layers: L, layers in the frontend's stack.
         input_size: D, size of each layer.
-        tasks: Names of the tasks that need a feature ("se", "ser").
+        tasks: Names of the tasks that need a feature (the config's tasks).
     """
 
     def __init__(self, input_layers: int, input_size: int, tasks: Sequence[str]):
@@ -44,6 +44,12 @@ class AbsFusion(torch.nn.Module, ABC):
     @abstractmethod
     def output_size(self) -> int:
         """Size D' of each task's feature."""
+
+    def aux_losses(self) -> Tuple[str, ...]:
+        """Names of the auxiliary losses ``forward`` may return (the model weights
+        them by ``model_conf.aux_loss_weights``; another name there is an error
+        when the model is built); override if there are any."""
+        return ()
 
     def needed(self, tasks: Optional[Sequence[str]]) -> Tuple[str, ...]:
         """The tasks whose features a call must return (all by default)."""

@@ -6,7 +6,7 @@ import torch
 from typeguard import typechecked
 
 from espnet2_merit.merit.fusion.abs_fusion import AbsFusion, FusionOutput
-from espnet2_merit.merit.fusion.layers import valid_mask
+from espnet2_merit.utils.masks import valid_mask
 
 
 class LastLayerFusion(AbsFusion):

@@ -33,8 +33,3 @@ class SoftmaxLayerWeights(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("...ld,l->...d", x, self.logits.softmax(0).to(x.dtype))
-
-
-def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """(B,) lengths -> (B, T) bool, True on valid frames."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]

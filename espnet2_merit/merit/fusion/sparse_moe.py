@@ -1,22 +1,19 @@
 """Sparse MERIT: frame-wise top-k routing of fused SSL layers to a shared expert pool.
 
-Where routing happens. Each task (SE, SER) has its own router; all tasks share
+Where routing happens. Each task (SE, SER, ...) has its own router; all tasks share
 the experts. Only the chosen (frame, expert) pairs are computed: the frames of each
 expert are gathered, the expert runs once on them (once even when several tasks chose
 it for the same frame) and the results are gathered back per task.
 """
 
-from typing import Dict, NamedTuple, Optional, Sequence
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from typeguard import typechecked
 
 from espnet2_merit.merit.fusion.abs_fusion import AbsFusion, FusionOutput
-from espnet2_merit.merit.fusion.layers import (
-    PerLayerNorm,
-    SoftmaxLayerWeights,
-    valid_mask,
-)
+from espnet2_merit.merit.fusion.layers import PerLayerNorm, SoftmaxLayerWeights
+from espnet2_merit.utils.masks import valid_mask
 
 
 class Routing(NamedTuple):
@@ -111,6 +108,10 @@ class SparseMoEFusion(AbsFusion):
 
     def output_size(self) -> int:
         return self._output_size
+
+    def aux_losses(self) -> Tuple[str, ...]:
+        # Untrained routers (router_grad: none) compute neither.
+        return ("balance_loss", "z_loss")
 
     def tokens(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T, L, D) stacks -> (N, D_in) expert inputs of the N valid frames.

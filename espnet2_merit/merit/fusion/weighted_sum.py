@@ -6,11 +6,8 @@ import torch
 from typeguard import typechecked
 
 from espnet2_merit.merit.fusion.abs_fusion import AbsFusion, FusionOutput
-from espnet2_merit.merit.fusion.layers import (
-    PerLayerNorm,
-    SoftmaxLayerWeights,
-    valid_mask,
-)
+from espnet2_merit.merit.fusion.layers import PerLayerNorm, SoftmaxLayerWeights
+from espnet2_merit.utils.masks import valid_mask
 
 
 class WeightedSumFusion(AbsFusion):

@@ -1,19 +1,27 @@
-"""Interface of SER losses."""
+"""Interface of task losses."""
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
 
 
-class AbsSERLoss(torch.nn.Module, ABC):
-    """Loss between SER head outputs and targets.
+class AbsLoss(torch.nn.Module, ABC):
+    """A task's loss: the head's predictions against its reference.
 
-    ``target`` is the data key it expects ("emotion" for class indices, "emotion_attr"
-    for attribute values); the task checks it matches the head's.
+    ``kind`` is the target kind the loss is for ("label": (B, C) logits and (B,)
+    class indices; "vector": (B, A) predictions and values; "waveform": the SE
+    head's ``SEOutput`` of the enhanced and of the clean speech); the task checks
+    it matches the head's. To add a loss, subclass this in one file, set ``kind``,
+    take ``target`` (the head's ``Target``: class list, value names) as the first
+    constructor argument, and register the class in ``tasks/merit.py``'s
+    ``loss_choices``. Set ``needs_wav`` if a waveform loss compares waveforms (the
+    SE head then synthesises them in training too).
     """
 
-    target: str = "emotion"
+    kind: str = ""
+    needs_wav: bool = False
 
     @abstractmethod
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """(B, C) predictions and targets ((B,) long or (B, C) float) -> scalar."""
+    def forward(self, pred: Any, ref: Any) -> torch.Tensor:
+        """Scalar loss, averaged over valid data only (never over padding)."""

@@ -1,1 +1,407 @@
-../../../../local/make_mini_msp_podcast.py
+#!/usr/bin/env python3
+"""Generate a small corpus in MSP-Podcast's layout from espeak-ng speech.
+
+    python local/make_mini_msp_podcast.py --outdir downloads/mini_msp_podcast \
+        --num_train 160 --num_dev 40 --num_test 60 --seed 0 --nj 2
+
+Writes ``<outdir>/Audios/MSP-PODCAST_<spk>_<utt>.wav`` (16 kHz mono 16-bit) and
+``<outdir>/Labels/labels_consensus.csv`` with MSP-Podcast's header, so the mini recipe
+runs the same data preparation (``local/msp_podcast_data.py``) as the real one.
+
+Speech is synthesised offline by ``espeak-ng`` (``apt-get install -y espeak-ng``)
+from short neutral sentences, in several voices (accent x voice variant, one per
+speaker; speakers are disjoint across Train, Development and Test1). The four
+classes differ only in prosody: pitch level (``-p``), pitch range (SSML
+``<prosody range>``), speaking rate (``-s``), loudness (a gain after synthesis) and
+how often the sentence is exclaimed. Each is drawn per utterance from a class
+distribution that overlaps the others', plus a per-speaker offset, so the task is
+learnable but not trivial. EmoAct/EmoVal/EmoDom (1-7) are the class's typical
+values (``espnet2_merit.utils.synthetic.ATTRIBUTES``), moved by the utterance's
+drawn arousal cues and noise.
+
+``--num_*`` count the utterances of the classes A S H N; each split also gets about
+5% extra rows labelled O or X (which data preparation must exclude), and about 5%
+of the rows have SpkrID ``Unknown``. The class shares are N 35%, H 25%, A 20%,
+S 20% (MSP-Podcast is dominated by neutral speech, less so here).
+
+Every random draw comes from --seed, so a seed gives byte-identical files whatever
+--nj. ``<outdir>/.done`` records the options; a re-run with the same options skips.
+"""
+
+import argparse
+import io
+import json
+import logging
+import multiprocessing
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Sequence, Tuple
+
+import numpy as np
+import soundfile
+import soxr
+from tqdm import tqdm
+
+from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import entry_point
+from espnet2_merit.utils.datadir import atomic_write_text, write_audio
+from espnet2_merit.utils.synthetic import ATTRIBUTES
+
+PROG = "make_mini_msp_podcast.py"
+FS = 16000
+HEADER = "FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set"
+CLASSES = ("A", "S", "H", "N")
+CLASS_SHARE = (0.20, 0.20, 0.25, 0.35)
+EXTRA_CODES = ("O", "X")  # codes data preparation must exclude
+EXTRA_SHARE = 0.05  # O/X rows per labelled row
+UNKNOWN_SHARE = 0.05  # rows with SpkrID "Unknown"
+# Speakers per split: Train, Development, Test1.
+SPLITS = (("Train", 10), ("Development", 3), ("Test1", 5))
+ACCENTS = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-029",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+)
+VARIANTS = {"Female": ("f1", "f2", "f3", "f4", "f5"), "Male": ("m1", "m2", "m3", "m7")}
+# Per class, (mean, sd) of: espeak pitch (0-99), pitch range (% of the voice's),
+# rate (words/min), gain (dB); then the probability of an exclamation mark.
+PROSODY = {
+    "A": ((55, 10), (120, 30), (205, 18), (6.0, 2.5), 0.5),
+    "S": ((30, 10), (50, 20), (140, 18), (-6.0, 2.5), 0.05),
+    "H": ((72, 10), (180, 30), (180, 18), (1.5, 2.5), 0.5),
+    "N": ((45, 10), (90, 25), (165, 18), (-1.5, 2.5), 0.1),
+}
+SPEAKER_SD = (6, 15, 10, 2.0)  # per-speaker offsets of pitch, range, rate, gain
+AMPLITUDE = 40  # espeak -a; low enough that the largest gain does not clip
+PEAK = 0.9  # an utterance louder than this is scaled down to it
+NOISE_FLOOR = 1e-4  # std of the added floor: real recordings are never digital zero
+DURATION = (1.5, 3.5)  # seconds, silences included
+SILENCE = (0.1, 0.4)  # leading and trailing silence, seconds
+FADE = 160  # samples of fade-out where too long speech is cut
+SENTENCES = (
+    "The meeting starts at nine tomorrow morning",
+    "I left my keys on the kitchen table",
+    "The train to the city leaves every hour",
+    "She bought two loaves of bread today",
+    "We walked along the river after lunch",
+    "The library closes early on Sundays",
+    "He painted the fence a light shade of green",
+    "My brother moved to a new apartment",
+    "The package arrived late in the afternoon",
+    "They planted tomatoes in the back garden",
+    "The report is due at the end of the week",
+    "Our neighbours have a small brown dog",
+    "The bus was full this morning",
+    "I need to call the dentist again",
+    "The store sells fresh fruit and vegetables",
+    "She reads the newspaper every evening",
+    "The weather will change later this week",
+    "He forgot to charge his phone last night",
+    "We ordered soup and a salad for dinner",
+    "The children are playing in the park",
+    "The office is on the third floor",
+    "I watched a documentary about the ocean",
+    "The coffee machine is broken again",
+    "They are driving to the coast on Friday",
+    "The teacher handed out the new books",
+    "My sister works at the local hospital",
+    "The road was closed because of repairs",
+    "He always takes the stairs at work",
+    "We need more paper for the printer",
+    "The concert was moved to next month",
+    "I will call you later",
+    "The door is open",
+    "Lunch is served at noon",
+)
+logger = logging.getLogger(PROG)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Generate a small MSP-Podcast-format corpus from espeak-ng speech",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--outdir", type=Path, required=True)
+    parser.add_argument(
+        "--num_train", type=int, default=160, help="A/S/H/N utterances in Train"
+    )
+    parser.add_argument(
+        "--num_dev", type=int, default=40, help="A/S/H/N utterances in Development"
+    )
+    parser.add_argument(
+        "--num_test", type=int, default=60, help="A/S/H/N utterances in Test1"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nj", type=int, default=1, help="Parallel synthesis jobs")
+    return parser
+
+
+class Speaker(NamedTuple):
+    spk_id: str  # 4 digits
+    voice: str  # espeak voice, accent+variant
+    gender: str
+    offsets: Tuple[float, float, float, float]  # pitch, range, rate, gain
+
+
+class Job(NamedTuple):
+    """Everything one utterance needs; drawn up front, so workers draw nothing."""
+
+    path: str
+    voice: str
+    pitch: int
+    pitch_range: int
+    rate: int
+    gain_db: float
+    exclaim: bool
+    sentences: Tuple[int, ...]  # indices to try, in order, until one fits DURATION
+    silences: Tuple[float, float]
+    floor_seed: int
+
+
+def espeak(voice: str, text: str, pitch: int, pitch_range: int, rate: int):
+    """Synthesise ``text``: (T,) float64 at 16 kHz."""
+    ssml = f'<speak><prosody range="{pitch_range}%">{text}</prosody></speak>'
+    cmd = ["espeak-ng", "-m", "-z", "-v", voice, "-p", str(pitch), "-s", str(rate)]
+    cmd += ["-a", str(AMPLITUDE), "--stdout", ssml]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, check=True)
+        wav, fs = soundfile.read(io.BytesIO(proc.stdout), dtype="float64")
+    except FileNotFoundError:
+        raise MeritInputError(
+            "espeak-ng is not installed (apt-get install -y espeak-ng)"
+        ) from None
+    except (subprocess.CalledProcessError, soundfile.LibsndfileError) as e:
+        stderr = getattr(e, "stderr", b"") or b""
+        raise MeritInputError(
+            f"espeak-ng failed for voice {voice!r}: {e} {stderr.decode().strip()}"
+        ) from None
+    if wav.size == 0:
+        raise MeritInputError(f"espeak-ng produced no audio for voice {voice!r}")
+    return soxr.resample(wav, fs, FS, quality="HQ")
+
+
+def synthesise(job: Job) -> Tuple[str, float, bool]:
+    """Write one utterance; returns (path, seconds, whether its peak was limited)."""
+    lead, trail = (int(s * FS) for s in job.silences)
+    best = None
+    for index in job.sentences:
+        text = SENTENCES[index] + ("!" if job.exclaim else ".")
+        speech = espeak(job.voice, text, job.pitch, job.pitch_range, job.rate)
+        seconds = (len(speech) + lead + trail) / FS
+        # The first sentence that fits; else the one nearest the range.
+        miss = max(DURATION[0] - seconds, seconds - DURATION[1], 0.0)
+        if best is None or miss < best[0]:
+            best = (miss, speech)
+        if miss == 0.0:
+            break
+    speech = best[1]
+    room = int(DURATION[1] * FS) - lead - trail
+    if len(speech) > room:  # very slow speech: cut, fading out to avoid a click
+        speech = speech[:room] * np.minimum(1.0, np.arange(room, 0, -1) / FADE)
+    wav = np.concatenate([np.zeros(lead), speech, np.zeros(trail)])
+    wav = np.pad(wav, (0, max(0, int(DURATION[0] * FS) - len(wav))))
+    wav *= 10 ** (job.gain_db / 20)
+    limited = np.abs(wav).max() > PEAK
+    if limited:
+        wav *= PEAK / np.abs(wav).max()
+    wav += NOISE_FLOOR * np.random.default_rng(job.floor_seed).standard_normal(len(wav))
+    write_audio(job.path, wav, FS, "PCM_16")
+    return job.path, len(wav) / FS, bool(limited)
+
+
+def _allocate(n: int, shares: Sequence[float]) -> List[int]:
+    """``n`` split by ``shares`` (largest remainder), each at least 1 when n allows."""
+    raw = np.asarray(shares) * n
+    counts = np.floor(raw).astype(int)
+    for i in np.argsort(counts - raw, kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    for i in range(len(counts)):  # every class present, taken from the largest
+        if counts[i] == 0 and counts.max() > 1:
+            counts[i], counts[counts.argmax()] = 1, counts[counts.argmax()] - 1
+    return counts.tolist()
+
+
+def _speakers(rng: np.random.Generator) -> List[Speaker]:
+    """Distinct (accent, variant) voices with ids and prosody offsets, genders
+    alternating."""
+    total = sum(n for _, n in SPLITS)
+    voices = {
+        g: [f"{a}+{v}" for a in ACCENTS for v in variants]
+        for g, variants in VARIANTS.items()
+    }
+    ids = rng.choice(np.arange(1, 10000), size=total, replace=False)
+    speakers = []
+    for i in range(total):
+        gender = ("Female", "Male")[i % 2]
+        voice = voices[gender].pop(rng.integers(len(voices[gender])))
+        offsets = tuple(float(rng.normal(0, sd)) for sd in SPEAKER_SD)
+        speakers.append(Speaker(f"{ids[i]:04d}", voice, gender, offsets))
+    return speakers
+
+
+def _attributes(label: str, arousal_cue: float, rng: np.random.Generator):
+    """EmoAct, EmoVal, EmoDom: the class's typical values moved by the drawn
+    arousal cue (z-score-like) and noise, clipped to 1-7."""
+    if label in CLASSES:
+        aro, val, dom = ATTRIBUTES[label]
+    else:  # other / no agreement: anywhere near the middle
+        aro, val, dom = rng.uniform(3.0, 5.0, 3)
+    aro += 0.5 * arousal_cue + rng.normal(0, 0.4)
+    val += rng.normal(0, 0.5)
+    dom += 0.3 * arousal_cue + rng.normal(0, 0.4)
+    return [float(np.clip(x, 1.0, 7.0)) for x in (aro, val, dom)]
+
+
+def plan(outdir: Path, nums: Sequence[int], seed: int) -> Tuple[List[Job], List[str]]:
+    """The utterances to synthesise and the CSV rows (sorted by FileName)."""
+    rng = np.random.default_rng(seed)
+    # Genders alternate, so consecutive slices give every split both.
+    speakers = _speakers(rng)
+    jobs, rows = [], []
+    start = 0
+    for (split, n_spk), num in zip(SPLITS, nums):
+        split_speakers = speakers[start : start + n_spk]
+        start += n_spk
+        labels = [
+            c for c, k in zip(CLASSES, _allocate(num, CLASS_SHARE)) for _ in range(k)
+        ]
+        n_extra = max(1, round(EXTRA_SHARE * num))
+        labels += [EXTRA_CODES[i % len(EXTRA_CODES)] for i in range(n_extra)]
+        labels = [labels[i] for i in rng.permutation(len(labels))]
+        n_unknown = max(1, round(UNKNOWN_SHARE * len(labels)))
+        unknown = set(rng.choice(len(labels), size=n_unknown, replace=False).tolist())
+        utt_count: Dict[str, int] = {}
+        for i, label in enumerate(labels):
+            spk = split_speakers[i % n_spk]
+            utt_count[spk.spk_id] = utt_count.get(spk.spk_id, 0) + 1
+            name = f"MSP-PODCAST_{spk.spk_id}_{utt_count[spk.spk_id]:04d}.wav"
+            # O/X utterances sound like one of the four classes.
+            style = label if label in CLASSES else CLASSES[rng.integers(len(CLASSES))]
+            pitch_, range_, rate_, gain_, p_excl = PROSODY[style]
+            z = rng.standard_normal(4)
+            draw = [  # class mean + class sd * z + speaker offset
+                mu + sd * zi + off
+                for (mu, sd), zi, off in zip(
+                    (pitch_, range_, rate_, gain_), z, spk.offsets
+                )
+            ]
+            pitch = int(np.clip(round(draw[0]), 0, 99))
+            prange = int(np.clip(round(draw[1]), 10, 300))
+            rate = int(np.clip(round(draw[2]), 100, 280))
+            gain = float(draw[3])
+            order = tuple(int(x) for x in rng.permutation(len(SENTENCES)))
+            jobs.append(
+                Job(
+                    path=str(outdir / "Audios" / name),
+                    voice=spk.voice,
+                    pitch=pitch,
+                    pitch_range=prange,
+                    rate=rate,
+                    gain_db=round(gain, 2),
+                    exclaim=bool(rng.random() < p_excl),
+                    sentences=order,
+                    silences=tuple(float(x) for x in rng.uniform(*SILENCE, size=2)),
+                    floor_seed=int(rng.integers(2**32)),
+                )
+            )
+            # Arousal cues of this draw: louder, faster, wider pitch range.
+            cue = float((z[1] + z[2] + z[3]) / np.sqrt(3))
+            aro, val, dom = _attributes(label, cue, rng)
+            spk_id = "Unknown" if i in unknown else str(int(spk.spk_id))
+            rows.append(
+                f"{name},{label},{aro:.1f},{val:.1f},{dom:.1f},{spk_id},"
+                f"{spk.gender},{split}"
+            )
+    return jobs, sorted(rows)
+
+
+def generate(
+    outdir: Path,
+    num_train: int = 160,
+    num_dev: int = 40,
+    num_test: int = 60,
+    seed: int = 0,
+    nj: int = 1,
+) -> Path:
+    """Write the corpus; returns the label file. Skips when ``<outdir>/.done``
+    records the same options."""
+    nums = (num_train, num_dev, num_test)
+    if min(nums) < 1:
+        raise MeritInputError(f"--num_train/--num_dev/--num_test {nums}: need >= 1")
+    if nj < 1:
+        raise MeritInputError(f"--nj {nj}: need >= 1")
+    if shutil.which("espeak-ng") is None:
+        raise MeritInputError(
+            "espeak-ng is not installed (apt-get install -y espeak-ng)"
+        )
+    label_file = outdir / "Labels" / "labels_consensus.csv"
+    stamp = json.dumps({"nums": nums, "seed": seed, "version": 1})
+    done = outdir / ".done"
+    if label_file.is_file() and done.is_file() and done.read_text() == stamp:
+        logger.info(f"{outdir}: already generated with these options, skipping")
+        return label_file
+    done.unlink(missing_ok=True)
+    jobs, rows = plan(outdir.resolve(), nums, seed)
+    audio_dir = outdir / "Audios"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    # Files of an earlier, larger corpus would otherwise sit unlisted beside it.
+    wanted = {Path(j.path).name for j in jobs}
+    for stale in audio_dir.glob("MSP-PODCAST_*.wav"):
+        if stale.name not in wanted:
+            stale.unlink()
+    with multiprocessing.Pool(nj) if nj > 1 else _Serial() as pool:
+        results = list(
+            tqdm(
+                pool.imap(synthesise, jobs, chunksize=4),
+                total=len(jobs),
+                desc="synthesis",
+                mininterval=1.0,
+            )
+        )
+    seconds = np.array([s for _, s, _ in results])
+    limited = sum(lim for _, _, lim in results)
+    logger.info(
+        f"{len(jobs)} utterances, {seconds.sum() / 60:.1f} min, "
+        f"{seconds.min():.2f}-{seconds.max():.2f} s each; "
+        f"{limited} scaled down to peak {PEAK}"
+    )
+    atomic_write_text(label_file, HEADER + "\n" + "".join(r + "\n" for r in rows))
+    atomic_write_text(done, stamp)
+    return label_file
+
+
+class _Serial:
+    """``multiprocessing.Pool``'s imap in this process (for --nj 1)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def imap(func, items, chunksize=1):
+        return map(func, items)
+
+
+def main(cmd=None):
+    args = get_parser().parse_args(cmd)
+    with entry_point(PROG):
+        label_file = generate(
+            args.outdir,
+            args.num_train,
+            args.num_dev,
+            args.num_test,
+            seed=args.seed,
+            nj=args.nj,
+        )
+    logger.info(f"wrote {label_file}")
+
+
+if __name__ == "__main__":
+    main()

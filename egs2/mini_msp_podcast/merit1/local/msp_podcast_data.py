@@ -1,1 +1,1 @@
-../../../../local/msp_podcast_data.py
+../../../msp_podcast/merit1/local/msp_podcast_data.py

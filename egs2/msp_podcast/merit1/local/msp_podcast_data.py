@@ -1,1 +1,372 @@
-../../../../local/msp_podcast_data.py
+#!/usr/bin/env python3
+"""Recipe stage 1: MSP-Podcast -> Kaldi-style data directories.
+
+    python local/msp_podcast_data.py --corpus_dir /path/to/MSP-PODCAST-Publish-1.11 \
+        --outdir data --classes 4 [--splits Train,Development,Test1,Test2,Test3]
+
+Reads ``<corpus_dir>/Labels/labels_consensus.csv`` (header
+``FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set``; further columns
+are ignored) and lists the audio ``<corpus_dir>/Audios/<FileName>``. Each requested
+``Split_Set`` becomes a directory (Train -> train, Development -> dev, Test1 ->
+test1, ...) with
+
+  wav.scp       utt -> absolute wav path (utt = FileName without ``.wav``)
+  utt2spk       utt -> SpkrID; ``Unknown`` (or empty) -> ``unk_<utt>``, so
+                utterances of unknown talkers are never pooled as one speaker
+  utt2gender    utt -> Gender as written in the CSV (empty -> ``Unknown``)
+  emotion       utt -> class code (labelled splits only)
+  emotion_attr  utt -> "arousal valence dominance" (EmoAct EmoVal EmoDom, 1-7)
+  excluded      "utt code" for each row left out (code outside the class set,
+                or ``none`` for an unlabelled row in a labelled split)
+
+and ``<outdir>/emotion_list`` holds the class codes in the model's output order
+(A S H N for 4 classes; A S H U F D C N for 8). Rows whose code is outside the class
+set (O other, X no agreement, and U F D C with 4 classes) are excluded and counted
+per split and code. A split none of whose rows has an EmoClass (Test3, whose labels
+are withheld) is written without ``emotion``/``emotion_attr``. Only the existence of
+the audio files is checked here (reading 100k headers is slow); stage 3 reads them.
+"""
+
+import argparse
+import csv
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.cli import entry_point
+from espnet2_merit.utils.datadir import atomic_write_text, write_kaldi
+
+PROG = "msp_podcast_data.py"
+LABEL_FILE = Path("Labels") / "labels_consensus.csv"
+HEADER = (
+    "FileName",
+    "EmoClass",
+    "EmoAct",
+    "EmoVal",
+    "EmoDom",
+    "SpkrID",
+    "Gender",
+    "Split_Set",
+)
+ATTRIBUTE_COLUMNS = ("EmoAct", "EmoVal", "EmoDom")
+ATTRIBUTE_RANGE = (1.0, 7.0)
+# Split_Set value -> data directory name, in the corpus's order.
+SPLITS = {
+    "Train": "train",
+    "Development": "dev",
+    "Test1": "test1",
+    "Test2": "test2",
+    "Test3": "test3",
+}
+CLASS_SETS = {4: ("A", "S", "H", "N"), 8: ("A", "S", "H", "U", "F", "D", "C", "N")}
+# Every EmoClass code of the corpus; O (other) and X (no agreement) are never used.
+ALL_CODES = ("A", "S", "H", "U", "F", "D", "C", "N", "O", "X")
+UNKNOWN_SPEAKER = "Unknown"
+UNLABELLED = "none"  # code written to ``excluded`` for a row without EmoClass
+MAX_LISTED = 5  # missing files named in the error
+logger = logging.getLogger(PROG)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Prepare MSP-Podcast data directories (recipe stage 1)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--corpus_dir",
+        type=Path,
+        required=True,
+        help="MSP-Podcast root holding Audios/ and Labels/labels_consensus.csv",
+    )
+    parser.add_argument("--outdir", type=Path, default=Path("data"))
+    parser.add_argument(
+        "--classes",
+        type=int,
+        choices=sorted(CLASS_SETS),
+        default=4,
+        help="4: A S H N (the paper); 8: A S H U F D C N (Odyssey 2024 challenge)",
+    )
+    parser.add_argument(
+        "--splits",
+        default=None,
+        help="Comma-separated Split_Set values to prepare (of "
+        f"{','.join(SPLITS)}); default: all of them that occur in the CSV",
+    )
+    return parser
+
+
+class Row(NamedTuple):
+    """One CSV row, checked."""
+
+    line: int  # line number in the CSV
+    utt: str
+    path: Path  # absolute wav path
+    code: Optional[str]  # EmoClass; None when empty (withheld)
+    attrs: Optional[Tuple[float, float, float]]  # arousal, valence, dominance
+    spk: str
+    gender: str
+    split: str  # Split_Set as written
+
+
+def _attribute(csv_path: Path, line: int, field: str, text: str) -> float:
+    lo, hi = ATTRIBUTE_RANGE
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not lo <= value <= hi:  # also rejects nan and inf
+        raise MeritInputError(
+            f"{csv_path}:{line}: {field} {text!r} is not a number in [{lo:g}, {hi:g}]"
+        )
+    return value
+
+
+def _token(csv_path: Path, line: int, field: str, text: str) -> str:
+    """A value written as one word of a Kaldi file."""
+    if any(c.isspace() for c in text):
+        raise MeritInputError(
+            f"{csv_path}:{line}: {field} {text!r} contains white space"
+        )
+    return text
+
+
+def read_labels(corpus_dir: Path) -> List[Row]:
+    """The rows of the label file, checked field by field (file order)."""
+    if not corpus_dir.is_dir():
+        raise MeritInputError(f"--corpus_dir {corpus_dir}: no such directory")
+    csv_path = corpus_dir / LABEL_FILE
+    if not csv_path.is_file():
+        raise MeritInputError(
+            f"{csv_path}: no such file (expected MSP-Podcast's label file "
+            f"{LABEL_FILE} under --corpus_dir)"
+        )
+    audio_dir = (corpus_dir / "Audios").resolve()
+    rows: List[Row] = []
+    seen: Dict[str, int] = {}
+    # utf-8-sig: a byte-order mark would otherwise become part of "FileName".
+    with open(csv_path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        names = [h.strip() for h in header or []]
+        missing = [h for h in HEADER if h not in names]
+        if missing:
+            raise MeritInputError(
+                f"{csv_path}: header {','.join(names) or '(empty file)'} lacks "
+                f"{','.join(missing)}; expected {','.join(HEADER)} (further columns "
+                "are allowed)"
+            )
+        col = {h: names.index(h) for h in HEADER}
+        for fields in reader:
+            line = reader.line_num
+            if not any(x.strip() for x in fields):
+                continue
+            if len(fields) < len(names):
+                # A row cut short (Test3's withheld labels) reads as empty fields.
+                fields = fields + [""] * (len(names) - len(fields))
+            elif len(fields) > len(names):
+                raise MeritInputError(
+                    f"{csv_path}:{line}: {len(fields)} fields, the header has "
+                    f"{len(names)}"
+                )
+            v = {h: fields[i].strip() for h, i in col.items()}
+            name = v["FileName"]
+            if not name.endswith(".wav") or "/" in name or name == ".wav":
+                raise MeritInputError(
+                    f"{csv_path}:{line}: FileName {name!r}: expected a file name "
+                    "ending in .wav"
+                )
+            utt = _token(csv_path, line, "FileName", name[: -len(".wav")])
+            if utt in seen:
+                raise MeritInputError(
+                    f"{csv_path}:{line}: FileName {name} repeats line {seen[utt]}"
+                )
+            seen[utt] = line
+            code: Optional[str] = v["EmoClass"] or None
+            if code is not None and code not in ALL_CODES:
+                raise MeritInputError(
+                    f"{csv_path}:{line}: EmoClass {code!r} is not an MSP-Podcast code "
+                    f"(one of {' '.join(ALL_CODES)}, or empty when withheld)"
+                )
+            attrs = None
+            given = [v[a] for a in ATTRIBUTE_COLUMNS]
+            if code is not None or any(given):
+                attrs = tuple(
+                    _attribute(csv_path, line, a, t)
+                    for a, t in zip(ATTRIBUTE_COLUMNS, given)
+                )
+            spk = _token(csv_path, line, "SpkrID", v["SpkrID"])
+            if spk in ("", UNKNOWN_SPEAKER):
+                spk = f"unk_{utt}"
+            gender = _token(csv_path, line, "Gender", v["Gender"]) or "Unknown"
+            rows.append(
+                Row(
+                    line,
+                    utt,
+                    audio_dir / name,
+                    code,
+                    attrs,
+                    spk,
+                    gender,
+                    v["Split_Set"],
+                )
+            )
+    if not rows:
+        raise MeritInputError(f"{csv_path}: no rows")
+    return rows
+
+
+def check_audio(rows: Sequence[Row], csv_path: Path) -> None:
+    """Every listed wav exists; the error names the first few missing ones."""
+    missing = [r for r in rows if not r.path.is_file()]
+    if missing:
+        listed = "; ".join(f"line {r.line}: {r.path}" for r in missing[:MAX_LISTED])
+        more = (
+            f" (and {len(missing) - MAX_LISTED} more)"
+            if len(missing) > MAX_LISTED
+            else ""
+        )
+        raise MeritInputError(
+            f"{csv_path}: {len(missing)} of {len(rows)} listed audio files are "
+            f"missing: {listed}{more}"
+        )
+
+
+def _parse_splits(text: Optional[str], rows: Sequence[Row], csv_path: Path):
+    present = Counter(r.split for r in rows)
+    if text is None:
+        splits = [s for s in SPLITS if s in present]
+        if not splits:
+            raise MeritInputError(
+                f"{csv_path}: no row has a Split_Set of {', '.join(SPLITS)}"
+            )
+        return splits
+    splits = [s.strip() for s in text.split(",") if s.strip()]
+    for s in splits:
+        if s not in SPLITS:
+            raise MeritInputError(
+                f"--splits: unknown split {s!r}; expected some of {','.join(SPLITS)}"
+            )
+        if s not in present:
+            raise MeritInputError(
+                f"--splits: {csv_path} has no row with Split_Set {s} (found: "
+                + ", ".join(f"{k or '(empty)'} {n}" for k, n in present.items())
+                + ")"
+            )
+    if not splits or len(set(splits)) != len(splits):
+        raise MeritInputError(f"--splits {text!r}: expected distinct split names")
+    return splits
+
+
+def prepare(
+    corpus_dir: Path,
+    outdir: Path,
+    classes: int = 4,
+    splits: Optional[str] = None,
+) -> Dict[str, Dict[str, int]]:
+    """Write the data directories and ``emotion_list``.
+
+    Args:
+        corpus_dir: MSP-Podcast root.
+        outdir: Where ``<split>/`` directories go.
+        classes: 4 or 8 (see ``CLASS_SETS``).
+        splits: Comma-separated Split_Set values; None: all present.
+
+    Returns:
+        Directory name -> {class code or "excluded:<code>" or "unlabelled": count}.
+    """
+    if classes not in CLASS_SETS:
+        raise MeritInputError(f"--classes {classes}: expected 4 or 8")
+    class_set = CLASS_SETS[classes]
+    rows = read_labels(corpus_dir)
+    csv_path = corpus_dir / LABEL_FILE
+    wanted = _parse_splits(splits, rows, csv_path)
+    selected = [r for r in rows if r.split in wanted]
+    others = Counter(r.split or "(empty)" for r in rows if r.split not in wanted)
+    if others:
+        logger.info(
+            "rows of splits not prepared: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(others.items()))
+        )
+    check_audio(selected, csv_path)
+
+    summary: Dict[str, Dict[str, int]] = {}
+    for split in wanted:
+        name = SPLITS[split]
+        split_rows = [r for r in selected if r.split == split]
+        labelled = any(r.code is not None for r in split_rows)
+        kept = [r for r in split_rows if not labelled or r.code in class_set]
+        dropped = [r for r in split_rows if labelled and r.code not in class_set]
+        d = outdir / name
+        write_kaldi(d / "wav.scp", {r.utt: str(r.path) for r in kept})
+        write_kaldi(d / "utt2spk", {r.utt: r.spk for r in kept})
+        write_kaldi(d / "utt2gender", {r.utt: r.gender for r in kept})
+        write_kaldi(d / "excluded", {r.utt: r.code or UNLABELLED for r in dropped})
+        counts: Dict[str, int] = {}
+        if labelled:
+            if not kept:
+                raise MeritInputError(
+                    f"{csv_path}: split {split} has no row of the {classes} classes "
+                    f"({' '.join(class_set)})"
+                )
+            write_kaldi(d / "emotion", {r.utt: r.code for r in kept})
+            write_kaldi(
+                d / "emotion_attr",
+                {r.utt: " ".join(repr(a) for a in r.attrs) for r in kept},
+            )
+            label_count = Counter(r.code for r in kept)
+            counts.update({c: label_count.get(c, 0) for c in class_set})
+            excluded = Counter(r.code or UNLABELLED for r in dropped)
+            counts.update({f"excluded:{c}": n for c, n in sorted(excluded.items())})
+            if dropped:
+                logger.info(
+                    f"{name}: excluded {len(dropped)} of {len(split_rows)} rows "
+                    f"(codes outside {' '.join(class_set)}): "
+                    + ", ".join(f"{c} {n}" for c, n in sorted(excluded.items()))
+                )
+            if excluded.get(UNLABELLED):
+                logger.warning(
+                    f"{name}: {excluded[UNLABELLED]} rows have no EmoClass although "
+                    "the split is labelled; listed in excluded as 'none'"
+                )
+        else:
+            # Stale label files from an earlier run would label the set wrongly.
+            for stale in ("emotion", "emotion_attr"):
+                (d / stale).unlink(missing_ok=True)
+            counts["unlabelled"] = len(kept)
+            logger.info(
+                f"{name}: unlabelled split (no row has EmoClass): {len(kept)} "
+                "utterances, written without emotion/emotion_attr"
+            )
+        summary[name] = counts
+    atomic_write_text(outdir / "emotion_list", "\n".join(class_set) + "\n")
+    return summary
+
+
+def format_summary(summary: Dict[str, Dict[str, int]], class_set: Sequence[str]):
+    """A text table: split x class counts, excluded rows and total kept."""
+    cols = [*class_set, "excluded", "total"]
+    lines = [f"{'split':<8}" + "".join(f"{c:>9}" for c in cols)]
+    for name, counts in summary.items():
+        excluded = sum(n for k, n in counts.items() if k.startswith("excluded:"))
+        if "unlabelled" in counts:
+            cells = ["-"] * len(class_set) + [0, counts["unlabelled"]]
+        else:
+            kept = [counts[c] for c in class_set]
+            cells = [*kept, excluded, sum(kept)]
+        lines.append(f"{name:<8}" + "".join(f"{x:>9}" for x in cells))
+    return "\n".join(lines)
+
+
+def main(cmd=None):
+    args = get_parser().parse_args(cmd)
+    with entry_point(PROG):
+        summary = prepare(args.corpus_dir, args.outdir, args.classes, args.splits)
+    print(format_summary(summary, CLASS_SETS[args.classes]))
+    logger.info(f"wrote {', '.join(str(args.outdir / s) for s in summary)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,1 +1,0 @@
-../../../../local/prepare_noise.py

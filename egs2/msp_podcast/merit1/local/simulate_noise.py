@@ -1,1 +1,0 @@
-../../../../local/simulate_noise.py

@@ -1,0 +1,100 @@
+"""Stage 9's bookkeeping: the shards of one job list over several test sets
+(keys ``<set>__<utt>``) split back into one decode directory per set.
+
+Every file a shard's manifest (``outputs.json``) lists is merged, so a set's
+directory holds whatever the model's tasks produce; nothing is hard-wired to a
+task. A set's directory appears complete or not at all (built as ``<set>.tmp``,
+marked ``.done``, renamed).
+"""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from espnet2_merit.errors import MeritInputError
+from espnet2_merit.inference.decode_dir import MANIFEST
+from espnet2_merit.utils.datadir import atomic_write_text, iter_kaldi
+
+SEP = "__"
+
+
+def read_shard_manifests(shards: Sequence[Path]) -> Dict:
+    """The shards' common manifest (all shards decode with one model)."""
+    manifests = []
+    for shard in shards:
+        path = shard / MANIFEST
+        if not path.is_file():
+            raise MeritInputError(f"{path}: no such file (did the shard's job finish?)")
+        manifests.append(json.loads(path.read_text(encoding="utf-8")))
+    tasks = [m["tasks"] for m in manifests]
+    if any(t != tasks[0] for t in tasks):
+        raise MeritInputError(
+            f"shards {list(map(str, shards))} decoded different tasks"
+        )
+    files = sorted({f for m in manifests for f in m["files"]})
+    return {"tasks": tasks[0], "files": files}
+
+
+def merge(
+    shards: Sequence[Path],
+    sets: Sequence[str],
+    out_dir: Path,
+    waveforms_from: Optional[Path] = None,
+) -> List[str]:
+    """Write ``out_dir/<set>/`` for every set; returns the merged file names.
+
+    Args:
+        shards: The jobs' output directories.
+        sets: Set names (the key prefixes).
+        out_dir: The decode directory.
+        waveforms_from: A decode directory whose waveform tasks join each set's
+            outputs (the SE pre-processing cascade: the SE model's enhanced
+            speech is what this model classified, and is scored with it).
+    """
+    manifest = read_shard_manifests(shards)
+    lines: Dict[str, Dict[str, List[str]]] = {
+        s: {f: [] for f in manifest["files"]} for s in sets
+    }
+    for shard in shards:
+        for name in manifest["files"]:
+            path = shard / name
+            if not path.is_file():
+                continue  # a shard whose utterances all failed wrote nothing
+            for _, key, value in iter_kaldi(path):
+                dset, sep, utt = key.partition(SEP)
+                if not sep or dset not in lines:
+                    raise MeritInputError(f"{path}: key '{key}' is not <set>{SEP}<utt>")
+                lines[dset][name].append(f"{utt} {value}\n")
+    for dset in sets:
+        tmp, final = out_dir / f"{dset}.tmp", out_dir / dset
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        set_manifest = {
+            "tasks": dict(manifest["tasks"]),
+            "files": list(manifest["files"]),
+        }
+        for name, rows in lines[dset].items():
+            atomic_write_text(tmp / name, "".join(sorted(rows)))
+        if waveforms_from is not None:
+            _add_waveforms(waveforms_from / dset, tmp, set_manifest)
+        atomic_write_text(tmp / MANIFEST, json.dumps(set_manifest, indent=2) + "\n")
+        (tmp / ".done").touch()
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    return manifest["files"]
+
+
+def _add_waveforms(source: Path, dest: Path, manifest: Dict) -> None:
+    path = source / MANIFEST
+    if not path.is_file():
+        raise MeritInputError(f"{path}: no such file: decode that experiment first")
+    theirs = json.loads(path.read_text(encoding="utf-8"))
+    for task, target in theirs["tasks"].items():
+        if target["kind"] != "waveform":
+            continue
+        if task in manifest["tasks"]:
+            raise MeritInputError(f"{path}: task '{task}' is also this model's")
+        shutil.copy(source / target["file"], dest / target["file"])
+        manifest["tasks"][task] = target
+        manifest["files"].append(target["file"])

@@ -1,0 +1,106 @@
+"""Attentive statistics pooling + MLP: the paper's emotion classifier."""
+
+from typing import Dict
+
+import torch
+from typeguard import typechecked
+
+from espnet2_merit.merit.heads.abs_task_head import AbsTaskHead
+from espnet2_merit.merit.heads.targets import LabelTarget, Target
+from espnet2_merit.merit.loss.abs_loss import AbsLoss
+from espnet2_merit.scoring import selection
+from espnet2_merit.utils.masks import valid_mask
+
+
+class AttentiveStatsPooling(torch.nn.Module):
+    """Attention-weighted mean and standard deviation over valid frames.
+
+    w_t = softmax_t(v . tanh(W h_t + b)); out = [sum_t w_t h_t, sqrt(sum_t w_t h_t^2 -
+    mean^2)]: (B, T, D) -> (B, 2D). Padding frames get zero weight.
+    """
+
+    def __init__(self, input_size: int):
+        super().__init__()
+        self.proj = torch.nn.Linear(input_size, input_size)
+        self.score = torch.nn.Linear(input_size, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        scores = self.score(torch.tanh(self.proj(x))).squeeze(-1)  # (B, T)
+        mask = valid_mask(lengths, x.size(1))
+        weights = scores.float().masked_fill(~mask, float("-inf")).softmax(-1)
+        weights = weights.to(x.dtype)[..., None]
+        mean = (weights * x).sum(1)
+        var = (weights * x.pow(2)).sum(1) - mean.pow(2)
+        return torch.cat([mean, var.clamp(min=1e-5).sqrt()], dim=-1)
+
+
+class PooledHead(AbsTaskHead):
+    """Pooling (-> 2D) -> dropout -> Linear(hidden) -> LayerNorm -> ReLU -> dropout
+    -> Linear(outputs): one output per class or per value of the target."""
+
+    def __init__(
+        self,
+        input_size: int,
+        target: Target,
+        loss: AbsLoss,
+        num_outputs: int,
+        hidden_size: int,
+        dropout: float,
+    ):
+        super().__init__(target, loss)
+        self.pooling = AttentiveStatsPooling(input_size)
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Dropout(dropout),
+            torch.nn.Linear(2 * input_size, hidden_size),
+            torch.nn.LayerNorm(hidden_size),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(dropout),
+            torch.nn.Linear(hidden_size, num_outputs),
+        )
+        self.num_outputs = num_outputs
+
+    def forward(self, feats, feats_lengths, speech=None, speech_lengths=None):
+        """(B, T, D) -> (B, num_outputs) (the input waveform is not used)."""
+        return self.mlp(self.pooling(feats, feats_lengths))
+
+
+class AttentivePoolingClassifier(PooledHead):
+    """Class logits of a label target (emotion, gender, ...); predicts class
+    probabilities."""
+
+    target_kind = "label"
+    default_target = "emotion"
+    default_loss = "ce"
+
+    @typechecked
+    def __init__(
+        self,
+        input_size: int,
+        frame_shift: int,
+        target: LabelTarget,
+        loss: AbsLoss,
+        hidden_size: int = 1024,
+        dropout: float = 0.5,
+    ):
+        """Build the head.
+
+        Args:
+            input_size: Size D of the task's fused feature.
+            frame_shift: Not used (utterance-level output).
+            target: The label target; one output per class.
+            loss: A label loss (``ce``, ``focal``).
+            hidden_size: Size of the hidden layer.
+            dropout: Dropout before each linear layer.
+        """
+        super().__init__(
+            input_size, target, loss, len(target.classes), hidden_size, dropout
+        )
+
+    def predict(self, feats, feats_lengths, speech=None, speech_lengths=None):
+        return self(feats, feats_lengths).float().softmax(-1)
+
+    def stats(self, pred, ref) -> Dict[str, torch.Tensor]:
+        return {"acc": (pred.argmax(-1) == ref).float().mean()}
+
+    def sufficient_stats(self, pred, ref):
+        return {"f1": selection.label_counts(pred, ref)}

@@ -1,0 +1,186 @@
+"""Recipe stage 3: audio of a data directory as mono wav files at one rate.
+
+    python -m espnet2_merit.bin.merit_format_wav --fs 16000 --nj 4 data/X dump/raw/X
+
+For each sound list present (``wav.scp``, and ``spk1.scp``), every file is read
+(any format soundfile reads), averaged to mono and resampled to --fs (torchaudio),
+then written to ``<out>/data/<list>/<utt>.wav``: 32-bit float if the input held
+floats, else 16-bit PCM (a file whose resampled peak would clip in 16 bits is kept
+as float instead). A file that already is a mono wav at --fs is not copied: the new
+list points to it. Writes the new lists with absolute paths, ``utt2num_samples``
+(of wav.scp), and copies the per-utterance text files (emotion, emotion_attr,
+utt2spk, utt2gender, utt2snr, utt2noise) and emotion_list.
+
+Both lists must hold the same utterances, and an utterance's noisy and clean audio
+the same number of samples after formatting.
+"""
+
+import logging
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+from typing import Dict, NamedTuple
+
+import numpy as np
+import soundfile
+from tqdm import tqdm
+
+from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.datadir import (
+    KEYED_TEXT_FILES,
+    PCM16_MAX,
+    SOUND_SCPS,
+    read_audio,
+    read_sound_scp,
+    write_audio,
+    write_kaldi,
+)
+
+PROG = "merit_format_wav"
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+logger = logging.getLogger(PROG)
+
+
+class Job(NamedTuple):
+    utt: str
+    scp: str  # the list's file name, for messages
+    path: str
+    out_path: str
+    fs: int
+
+
+class Result(NamedTuple):
+    utt: str
+    scp: str
+    path: str  # the file the new list points to
+    num_samples: int
+    copied: bool
+    float_for_range: bool  # PCM input kept as float: 16 bits would clip
+
+
+def format_one(job: Job) -> Result:
+    """Format one file (or keep it, when it already is a mono wav at fs)."""
+    what = f"{job.scp}: utterance '{job.utt}'"
+    try:
+        info = soundfile.info(job.path)
+    except Exception as e:
+        raise MeritInputError(f"{what}: cannot read audio '{job.path}': {e}") from None
+    if info.format == "WAV" and info.channels == 1 and info.samplerate == job.fs:
+        return Result(job.utt, job.scp, job.path, info.frames, False, False)
+
+    wav, rate = read_audio(job.path, what)
+    wav = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
+    if rate != job.fs:
+        import torch
+        import torchaudio
+
+        wav = torchaudio.functional.resample(
+            torch.from_numpy(wav), orig_freq=rate, new_freq=job.fs
+        ).numpy()
+    subtype = "FLOAT" if info.subtype in FLOAT_SUBTYPES else "PCM_16"
+    float_for_range = False
+    if subtype == "PCM_16" and wav.size and np.abs(wav).max() > PCM16_MAX:
+        # Resampling can overshoot a full-scale input; clipping would distort it.
+        subtype, float_for_range = "FLOAT", True
+    write_audio(job.out_path, wav, job.fs, subtype)
+    return Result(job.utt, job.scp, job.out_path, wav.shape[0], True, float_for_range)
+
+
+def _worker_init():
+    import torch
+
+    torch.set_num_threads(1)  # --nj processes already fill the cores
+
+
+def format_dir(in_dir: Path, out_dir: Path, fs: int, nj: int = 1) -> Dict[str, int]:
+    """Format ``in_dir`` into ``out_dir``; returns utt -> number of samples."""
+    if fs < 1 or nj < 1:
+        raise MeritInputError(f"--fs and --nj must be positive, got {fs} and {nj}")
+    if out_dir.resolve() == in_dir.resolve():
+        raise MeritInputError("the output dir must differ from the input dir")
+    if not (in_dir / "wav.scp").is_file():
+        raise MeritInputError(f"{in_dir / 'wav.scp'}: no such file")
+    scps = {
+        name: read_sound_scp(in_dir / name)
+        for name in SOUND_SCPS
+        if (in_dir / name).is_file()
+    }
+    keys = scps["wav.scp"]
+    if not keys:
+        raise MeritInputError(f"{in_dir / 'wav.scp'}: no utterances")
+    for name, table in scps.items():
+        missing = [k for k in keys if k not in table]
+        extra = [k for k in table if k not in keys]
+        if missing or extra:
+            key = (missing or extra)[0]
+            raise MeritInputError(
+                f"{in_dir / name}: utterance '{key}' is "
+                + ("missing (it is in wav.scp)" if missing else "not in wav.scp")
+                + f"; {len(missing)} missing, {len(extra)} extra"
+            )
+
+    jobs = []
+    for name, table in scps.items():
+        sub = (out_dir / "data" / name.replace(".scp", "")).absolute()
+        sub.mkdir(parents=True, exist_ok=True)
+        for utt, path in table.items():
+            jobs.append(
+                Job(utt, name, str(Path(path).absolute()), str(sub / f"{utt}.wav"), fs)
+            )
+    results: Dict[str, Dict[str, Result]] = {name: {} for name in scps}
+    bar = tqdm(
+        total=len(jobs), desc=f"format {in_dir.name}", unit="file", mininterval=2
+    )
+    if nj == 1 or len(jobs) == 1:
+        for job in jobs:
+            res = format_one(job)
+            results[res.scp][res.utt] = res
+            bar.update()
+    else:
+        ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        chunk = max(1, min(16, len(jobs) // (4 * nj)))
+        with ctx.Pool(min(nj, len(jobs)), initializer=_worker_init) as pool:
+            for res in pool.imap_unordered(format_one, jobs, chunksize=chunk):
+                results[res.scp][res.utt] = res
+                bar.update()
+    bar.close()
+
+    lengths = {utt: r.num_samples for utt, r in results["wav.scp"].items()}
+    for name, table in results.items():
+        for utt, r in table.items():
+            if r.num_samples != lengths[utt]:
+                raise MeritInputError(
+                    f"utterance '{utt}': {name} has {r.num_samples} samples at {fs} "
+                    f"Hz ({r.path}) but wav.scp has {lengths[utt]}: the noisy "
+                    "and clean audio must be aligned"
+                )
+        write_kaldi(out_dir / name, {u: r.path for u, r in table.items()})
+    write_kaldi(out_dir / "utt2num_samples", {u: str(n) for u, n in lengths.items()})
+    copied = []
+    for name in (*KEYED_TEXT_FILES, "emotion_list"):
+        if (in_dir / name).is_file():
+            tmp = out_dir / f"{name}.tmp"
+            shutil.copyfile(in_dir / name, tmp)
+            os.replace(tmp, out_dir / name)
+            copied.append(name)
+    for name, table in results.items():
+        n_copy = sum(r.copied for r in table.values())
+        n_float = sum(r.float_for_range for r in table.values())
+        logger.info(
+            f"{in_dir / name}: {len(table)} files, {n_copy} formatted, "
+            f"{len(table) - n_copy} already mono wav at {fs} Hz (kept in place)"
+            + (f", {n_float} kept as float (16 bits would clip)" if n_float else "")
+        )
+    known = {*SOUND_SCPS, *KEYED_TEXT_FILES, "emotion_list"}
+    skipped = sorted(
+        p.name
+        for p in in_dir.iterdir()
+        if p.is_file() and p.name not in known and not p.name.startswith(".")
+    )
+    logger.info(
+        f"wrote {out_dir} (copied: {' '.join(copied) or 'nothing'}"
+        + (f"; not used: {' '.join(skipped)}" if skipped else "")
+        + ")"
+    )
+    return lengths

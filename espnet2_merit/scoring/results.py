@@ -1,0 +1,301 @@
+"""``RESULTS.md`` of an experiment: one table per test set and noise set, a row
+per SNR, the columns of the registered metrics of every scored task
+(``espnet2_merit.scoring.registry``), and the expert usage per routed task."""
+
+import datetime
+import json
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from espnet2_merit.errors import MeritInputError
+from espnet2_merit.scoring import registry
+from espnet2_merit.scoring.plots import plot_usage
+from espnet2_merit.scoring.se import SSNR_DEFINITION
+from espnet2_merit.scoring.set_scoring import read_floats, task_value
+from espnet2_merit.utils.datadir import atomic_write_text, read_kaldi
+
+SET_PATTERN = re.compile(r"^(?P<test>.+)_(?P<noise>[^_]+)_snr(?P<snr>-?\d+(?:\.\d+)?)$")
+
+
+def parse_set_name(name: str) -> Optional[Tuple[str, str, float]]:
+    """``test1_seen_snr-5`` -> ("test1", "seen", -5.0); None if not that form."""
+    m = SET_PATTERN.match(name)
+    return (m["test"], m["noise"], float(m["snr"])) if m else None
+
+
+def format_snr(snr: float) -> str:
+    return f"{snr:g}"
+
+
+def _fmt(value, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+Column = Tuple[str, callable, int]  # header, getter from a summary, digits
+
+
+def result_columns(summaries: Dict[str, Dict]) -> List[Column]:
+    """Columns of the scored tasks: every registered metric of each task's kind
+    (waveform ones for the enhanced output and the noisy input), label tasks
+    first, then vector and waveform tasks (config order within a kind). Task
+    names prefix the headers when two tasks share a kind."""
+    tasks: Dict[str, str] = {}
+    for summary in summaries.values():
+        for task, result in summary.get("tasks", {}).items():
+            if "scores" in result:
+                tasks.setdefault(task, result["kind"])
+    order = ("label", "vector", "waveform")
+    tasks = dict(sorted(tasks.items(), key=lambda item: order.index(item[1])))
+    kinds = list(tasks.values())
+    columns: List[Column] = [("utts", lambda s: s.get("num_utts"), 0)]
+    for task, kind in tasks.items():
+        prefix = f"{task} " if kinds.count(kind) > 1 else ""
+        for m in registry.metrics_of(kind):
+            if kind == "waveform":
+                for noisy, short in ((False, "enh"), (True, "noisy")):
+                    columns.append(
+                        (
+                            f"{prefix}{m.header} {short}",
+                            lambda s, t=task, n=m.name, z=noisy: task_value(s, t, n, z),
+                            m.digits,
+                        )
+                    )
+            else:
+                columns.append(
+                    (
+                        f"{prefix}{m.header}",
+                        lambda s, t=task, n=m.name: task_value(s, t, n),
+                        m.digits,
+                    )
+                )
+    return columns
+
+
+def markdown_table(header: List[str], rows: List[List[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def load_summaries(decode_dir: Path) -> Dict[str, Dict]:
+    """{set name: summary} of every ``<decode_dir>/<set>/score/summary.json``."""
+    out = {}
+    for path in sorted(decode_dir.glob("*/score/summary.json")):
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise MeritInputError(f"{path}: not valid JSON: {e}") from e
+        if not isinstance(summary, dict) or not isinstance(summary.get("tasks"), dict):
+            # Written before scores were kept per task: its numbers would be
+            # silently missing from every table.
+            raise MeritInputError(
+                f"{path}: no 'tasks' (an older format); score the set again "
+                "(merit_score --force)"
+            )
+        out[path.parent.parent.name] = summary
+    return out
+
+
+def group_sets(names) -> Tuple[Dict[Tuple[str, str], List[Tuple[float, str]]], List]:
+    """Sets grouped by (test set, noise set), sorted by SNR; and the others."""
+    groups, other = defaultdict(list), []
+    for name in names:
+        parsed = parse_set_name(name)
+        if parsed is None:
+            other.append(name)
+        else:
+            groups[parsed[:2]].append((parsed[2], name))
+    return {k: sorted(v) for k, v in sorted(groups.items())}, sorted(other)
+
+
+def read_usage(path: Path) -> np.ndarray:
+    """(E,) mean over utterances of each expert's share of the frames."""
+    table = read_kaldi(path)
+    if not table:
+        raise MeritInputError(f"{path}: empty")
+    return read_floats(path, list(table)).mean(0)
+
+
+def _results_table(summaries: Dict[str, Dict], rows: List[Tuple[str, str]], first):
+    """Markdown table; ``rows`` are (first-column text, set name); columns that no
+    row has are left out."""
+    cols = [
+        c
+        for c in result_columns({s: summaries[s] for _, s in rows})
+        if any(c[1](summaries[s]) is not None for _, s in rows)
+    ]
+    body = [
+        [label] + [_fmt(get(summaries[s]), d) for _, get, d in cols]
+        for label, s in rows
+    ]
+    return markdown_table([first] + [c[0] for c in cols], body)
+
+
+def results_dir(exp_dir: Path, decode_dir: Optional[Path] = None) -> Path:
+    """Where RESULTS.md and images/ of a decode dir go: the experiment dir for its
+    default ``decode``, the decode dir itself for any other (e.g. the SE
+    pre-processing cascade's ``decode_enh_<se exp>``), so neither overwrites the
+    other."""
+    exp_dir = Path(exp_dir)
+    if (
+        decode_dir is None
+        or Path(decode_dir).resolve() == (exp_dir / "decode").resolve()
+    ):
+        return exp_dir
+    return Path(decode_dir)
+
+
+def write_results(exp_dir: Path, decode_dir: Optional[Path] = None) -> str:
+    """Collect the scored sets of an experiment into ``RESULTS.md`` (and
+    expert-usage images under ``images/``) of :func:`results_dir`. Returns the
+    tables."""
+    exp_dir = Path(exp_dir)
+    out_dir = results_dir(exp_dir, decode_dir)
+    decode_dir = Path(decode_dir) if decode_dir else exp_dir / "decode"
+    summaries = load_summaries(decode_dir)
+    if not summaries:
+        raise MeritInputError(
+            f"{decode_dir}: no scored set (*/score/summary.json); run merit_score first"
+        )
+    groups, other = group_sets(summaries)
+    tables = []
+    for (test, noise), sets in groups.items():
+        rows = [(format_snr(snr), name) for snr, name in sets]
+        table = _results_table(summaries, rows, "SNR (dB)")
+        tables.append(f"### {test}, {noise} noise\n\n{table}")
+    if other:
+        rows = [(name, name) for name in other]
+        tables.append(f"### Other sets\n\n{_results_table(summaries, rows, 'set')}")
+    main_tables = "\n\n".join(tables)
+
+    usage_text = _usage_section(out_dir, decode_dir, groups)
+    scored = {}  # task -> its result in some set (kind, classes, names)
+    for summary in summaries.values():
+        for task, result in summary.get("tasks", {}).items():
+            if "scores" in result:
+                scored.setdefault(task, result)
+    metric_lines = []
+    for task, result in scored.items():
+        kind, details = result["kind"], result.get("details", {})
+        if kind == "label":
+            metric_lines.append(
+                f"- `{task}` ({result.get('name')}): F1-macro (headline; every class "
+                "of the list counts), F1-micro, accuracy, macro precision and recall "
+                f"(scikit-learn); classes {', '.join(details.get('classes', []))}."
+            )
+        elif kind == "vector":
+            names = ", ".join(details.get("ccc", {}))
+            metric_lines.append(
+                f"- `{task}` ({result.get('name')}): CCC mean, the concordance "
+                f"correlation of each value ({names}), averaged."
+            )
+        else:
+            metric_lines += [
+                f"- `{task}` ({result.get('name')}): {SSNR_DEFINITION}",
+                "  PESQ: wide-band (P.862.2, `pesq` package, 16 kHz). STOI: classic "
+                "(`pystoi`). SI-SDR: zero-mean, scale-invariant (dB). `enh`: the "
+                "model's enhanced output; `noisy`: the unprocessed input, both "
+                "against the clean reference. Means over utterances; an utterance "
+                "where PESQ/STOI is undefined is left out of that mean (counted in "
+                "summary.json).",
+            ]
+    text = [
+        "<!-- Generated by espnet2_merit.bin.merit_score --results -->",
+        f"# RESULTS: {exp_dir.name}"
+        + ("" if out_dir == exp_dir else f", {decode_dir.name}"),
+        "",
+        "## Environment",
+        "",
+        f"- date: `{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z}`",
+        f"- model: `{exp_dir.name}` (`{exp_dir}`)",
+        f"- espnet2_merit: `{_version()}`, python `{sys.version.split()[0]}`",
+        f"- scored sets: {len(summaries)} (`{decode_dir}/<set>/score/`)",
+        "",
+        "## Metrics",
+        "",
+        *metric_lines,
+        "- Per-utterance scores and confusion matrices: "
+        f"`{decode_dir.name}/<set>/score/"
+        "{per_utt.tsv,summary.json,confusion_<task>.png}`.",
+        "",
+        "## Results",
+        "",
+        main_tables,
+    ]
+    if usage_text:
+        text += ["", usage_text]
+    atomic_write_text(out_dir / "RESULTS.md", "\n".join(text) + "\n")
+    return main_tables
+
+
+def _usage_section(out_dir: Path, decode_dir: Path, groups) -> str:
+    """Expert usage per task and SNR: a table and a bar chart per test/noise set."""
+    parts = []
+    tasks = sorted(
+        {p.name[: -len("_usage")] for p in decode_dir.glob("*/routing/*_usage")}
+    )
+    for task in tasks:
+        for (test, noise), sets in groups.items():
+            usage = {}
+            for snr, name in sets:
+                path = decode_dir / name / "routing" / f"{task}_usage"
+                if path.is_file():
+                    usage[snr] = read_usage(path)
+            if not usage:
+                continue
+            widths = {len(u) for u in usage.values()}
+            if len(widths) != 1:
+                raise MeritInputError(
+                    f"{decode_dir}/*/routing/{task}_usage: expert counts differ "
+                    f"between SNRs: {sorted(widths)}"
+                )
+            image = out_dir / "images" / f"expert_usage_{task}_{test}_{noise}.png"
+            plot_usage(usage, image, f"{task.upper()} expert usage, {test} {noise}")
+            num = widths.pop()
+            rows = [
+                [format_snr(snr)] + [f"{v:.3f}" for v in u] for snr, u in usage.items()
+            ]
+            table = markdown_table(
+                ["SNR (dB)"] + [f"expert {i}" for i in range(num)], rows
+            )
+            parts.append(
+                f"### {task.upper()} task, {test}, {noise} noise\n\n{table}\n\n"
+                f"![{task} expert usage]({image.relative_to(out_dir)})"
+            )
+    if not parts:
+        return ""
+    head = (
+        "## Expert usage\n\nShare of frames routed to each expert (top-1), the mean "
+        "over utterances of each utterance's share."
+    )
+    return "\n\n".join([head] + parts)
+
+
+def _version() -> str:
+    import espnet2_merit
+
+    version = getattr(espnet2_merit, "__version__", None)
+    if version is None:
+        try:
+            from importlib.metadata import version as dist_version
+
+            version = dist_version("espnet2_merit")
+        except Exception:
+            version = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(Path(espnet2_merit.__file__).parent), "rev-parse",
+             "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        if commit.returncode == 0:
+            version += f", git {commit.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return version

@@ -1,0 +1,537 @@
+"""Scoring one decoded set against its references (recipe stage 10).
+
+The decode directory's ``outputs.json`` (``espnet2_merit.inference.decode_dir``)
+names each task's target: its kind, the file that holds the predictions and,
+in the reference data directory, the file of the same name that holds the truth.
+Every task whose reference file exists is scored with the registered metrics of
+its kind (``espnet2_merit.scoring.registry``); a task without references (an
+unlabelled test set) is skipped with a message. Writes ``per_utt.tsv`` (one row
+per utterance, columns ``<task>_...``), ``confusion_<task>.png`` per label task
+and ``summary.json`` (last: its presence marks a complete score directory).
+"""
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import soundfile
+from tqdm import tqdm
+
+from espnet2_merit.errors import MeritInputError
+from espnet2_merit.scoring import registry, ser
+from espnet2_merit.scoring.se import SSNR_DEFINITION
+from espnet2_merit.utils.datadir import atomic_write_text, iter_kaldi, read_kaldi
+
+logger = logging.getLogger(__name__)
+MANIFEST = "outputs.json"
+NOISY_CACHE = "noisy_scores.json"
+KINDS = ("label", "vector", "waveform")
+
+
+# ------------------------------------------------------------------ file helpers
+def read_floats(path: Path, keys: Sequence[str]) -> np.ndarray:
+    """(len(keys), D) finite numbers of a "<key> v1 v2 ..." file, in ``keys``
+    order; a line that is not D finite numbers is an error naming it."""
+    lines = {key: (num, value) for num, key, value in iter_kaldi(path)}
+    rows: List[List[float]] = []
+    for key in keys:
+        if key not in lines:
+            raise MeritInputError(f"{path}: no entry for utterance '{key}'")
+        num, value = lines[key]
+        try:
+            row = [float(v) for v in value.split()]
+        except ValueError as e:
+            raise MeritInputError(f"{path}:{num}: '{key}': not numbers: {e}") from None
+        if not all(map(math.isfinite, row)):
+            raise MeritInputError(f"{path}:{num}: '{key}': NaN or Inf in '{value}'")
+        if rows and len(row) != len(rows[0]):
+            raise MeritInputError(
+                f"{path}:{num}: '{key}' has {len(row)} numbers, the utterance "
+                f"'{keys[0]}' {len(rows[0])}"
+            )
+        rows.append(row)
+    return np.array(rows, dtype=np.float64)
+
+
+def check_keys(
+    table: Dict[str, str], keys: Sequence[str], path: Path, allow_extra: bool = False
+):
+    """Every reference key must have an entry in ``path``; other keys are an
+    error unless ``allow_extra`` (reference files may cover more utterances)."""
+    missing = [k for k in keys if k not in table]
+    if missing:
+        raise MeritInputError(
+            f"{path}: no entry for utterance '{missing[0]}' "
+            f"({len(missing)} of {len(keys)} reference utterances missing)"
+        )
+    extra = [] if allow_extra else sorted(set(table) - set(keys))
+    if extra:
+        raise MeritInputError(
+            f"{path}: utterance '{extra[0]}' is not in the reference set "
+            f"({len(extra)} unknown keys)"
+        )
+
+
+def read_manifest(hyp_dir: Path) -> Dict[str, Dict]:
+    """Task -> target description of a decode directory."""
+    path = hyp_dir / MANIFEST
+    if not path.is_file():
+        raise MeritInputError(
+            f"{path}: no such file (a decode directory written by merit_inference "
+            "has it)"
+        )
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))["tasks"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise MeritInputError(f"{path}: not a decode manifest ({e!r})") from None
+    if not isinstance(tasks, dict) or not tasks:
+        raise MeritInputError(f"{path}: 'tasks' names no task: nothing to score")
+    for task, target in tasks.items():
+        if (
+            not isinstance(target, dict)
+            or target.get("kind") not in KINDS
+            or not isinstance(target.get("file"), str)
+            or not target["file"]
+        ):
+            raise MeritInputError(
+                f"{path}: task '{task}': expected a 'kind' ({' | '.join(KINDS)}) "
+                "and a 'file'"
+            )
+    return tasks
+
+
+def read_per_utt(path: Path) -> Tuple[List[str], Dict[str, Dict[str, str]]]:
+    """``per_utt.tsv`` as (columns, {utt: {column: text}})."""
+    if not path.is_file():
+        raise MeritInputError(f"{path}: no such file (run merit_score on the set)")
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        columns = list(reader.fieldnames or [])
+        if not columns or columns[0] != "utt":
+            raise MeritInputError(f"{path}: expected a header starting with 'utt'")
+        rows = {}
+        for n, row in enumerate(reader, 2):
+            if None in row or any(v is None for v in row.values()):
+                raise MeritInputError(f"{path}:{n}: wrong number of columns")
+            rows[row["utt"]] = row
+    return columns, rows
+
+
+def fingerprint(files: Sequence[Path]) -> Dict[str, str]:
+    """Content hash and modification time of each input text file: a re-decoded
+    set rewrites them, so a matching fingerprint means the scores are current."""
+    out = {}
+    for path in files:
+        data = Path(path).read_bytes()
+        out[str(Path(path).resolve())] = (
+            f"{hashlib.sha1(data).hexdigest()} {Path(path).stat().st_mtime_ns}"
+        )
+    return out
+
+
+def _finite_or_none(x):
+    """JSON has no NaN/Inf: those become null."""
+    if isinstance(x, dict):
+        return {k: _finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_none(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+# ------------------------------------------------------------ waveform scoring
+def _load(path: str, utt: str, what: str) -> Tuple[np.ndarray, int]:
+    if path.endswith("|"):
+        raise MeritInputError(
+            f"utterance '{utt}': {what} is a pipe command; scoring reads files only"
+        )
+    try:
+        wav, fs = soundfile.read(path, dtype="float64", always_2d=True)
+    except Exception as e:  # soundfile's errors do not name the utterance
+        raise MeritInputError(
+            f"utterance '{utt}': cannot read {what} {path}: {e}"
+        ) from None
+    if wav.shape[1] != 1:
+        raise MeritInputError(
+            f"utterance '{utt}': {what} {path} has {wav.shape[1]} channels, expected 1"
+        )
+    return wav[:, 0], fs
+
+
+# utt, clean, noisy, enhanced, metric names of the enhanced output, metric names
+# of the noisy input (those its cache lacks; none: the noisy wav is not read)
+WaveJob = Tuple[str, str, str, str, Tuple[str, ...], Tuple[str, ...]]
+
+
+def _score_utt(job: WaveJob) -> Tuple[str, Dict[str, float]]:
+    """Waveform metrics of the enhanced output and (those not cached) of the noisy
+    input (worker)."""
+    utt, clean_path, noisy_path, enh_path, names, noisy_names = job
+    clean, fs = _load(clean_path, utt, "clean reference")
+    out = {}
+    for suffix, path, what, chosen in (
+        ("", enh_path, "enhanced", names),
+        ("_noisy", noisy_path, "noisy", noisy_names),
+    ):
+        if not chosen:
+            continue
+        wav, rate = _load(path, utt, what)
+        if rate != fs:
+            raise MeritInputError(
+                f"utterance '{utt}': {what} {path} is at {rate} Hz, the clean "
+                f"reference {clean_path} at {fs} Hz"
+            )
+        scores = registry.waveform_scores(clean, wav, fs, utt, chosen)
+        for name, value in scores.items():
+            out[name + suffix] = value
+    return utt, out
+
+
+def _worker_init():
+    # One BLAS thread per process: --nj processes already fill the cores.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def score_waveforms(jobs: List[WaveJob], nj: int) -> Dict[str, Dict]:
+    """Waveform metrics of all utterances over ``nj`` processes."""
+    bar = tqdm(total=len(jobs), desc="SE metrics", unit="utt", mininterval=2)
+    results = {}
+    if nj <= 1 or len(jobs) <= 1:
+        from threadpoolctl import threadpool_limits
+
+        # Multi-threaded BLAS only adds overhead on these small matrices.
+        with threadpool_limits(1):
+            for job in jobs:
+                utt, res = _score_utt(job)
+                results[utt] = res
+                bar.update()
+    else:
+        chunk = max(1, min(32, len(jobs) // (4 * nj)))
+        ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        with ctx.Pool(min(nj, len(jobs)), initializer=_worker_init) as pool:
+            for utt, res in pool.imap_unordered(_score_utt, jobs, chunksize=chunk):
+                results[utt] = res
+                bar.update()
+    bar.close()
+    return results
+
+
+# The noisy input's scores are a property of the test set, the same for every
+# system decoded on it: computed once per metric, kept beside the set's wav.scp.
+def read_noisy_cache(
+    ref_dir: Path, inputs: Sequence[Path], keys: Sequence[str]
+) -> Dict[str, Dict[str, float]]:
+    """{utt: {metric: value}} of the metrics the set's cache holds for every one
+    of ``keys``; empty when the cache is missing, unreadable or stale (its
+    wav.scp or reference list changed). A metric the cache lacks (one added to
+    the registry since, or left out by ``--metrics``) is absent: the caller
+    computes it."""
+    try:
+        cache = json.loads((ref_dir / NOISY_CACHE).read_text(encoding="utf-8"))
+        if cache.get("inputs") != fingerprint(inputs):
+            return {}
+        scores = cache["scores"]
+        held = set(cache["metrics"])
+        for k in keys:
+            held &= set(scores[k])
+        return {k: {m: float(scores[k][m]) for m in held} for k in keys}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def write_noisy_cache(ref_dir: Path, inputs: Sequence[Path], scores: Dict[str, Dict]):
+    """Keep ``scores`` ({utt: {metric: value}}) as the set's noisy-input cache;
+    its ``metrics`` are those every utterance has."""
+    metrics = (
+        sorted(set.intersection(*(set(v) for v in scores.values()))) if scores else []
+    )
+    text = json.dumps(
+        {"inputs": fingerprint(inputs), "metrics": metrics, "scores": scores}
+    )
+    try:
+        atomic_write_text(ref_dir / NOISY_CACHE, text + "\n")
+    except OSError as e:  # a read-only data dir: no cache, nothing wrong
+        logger.info(f"noisy-input scores not cached in {ref_dir}: {e}")
+
+
+# ---------------------------------------------------------------- set scoring
+class _Set:
+    """What scoring one set accumulates: per-utterance columns, the summary, the
+    files it read (for the fingerprint)."""
+
+    def __init__(self, keys: List[str], name: str):
+        self.keys = keys
+        self.columns: Dict[str, List] = {"utt": keys}
+        self.summary: Dict = {"set": name, "num_utts": len(keys), "tasks": {}}
+        self.inputs: List[Path] = []
+
+
+def _label_task(s: _Set, task: str, target: Dict, ref: Path, hyp: Path, metrics):
+    ref_table, hyp_table = read_kaldi(ref), read_kaldi(hyp)
+    check_keys(ref_table, s.keys, ref, allow_extra=True)
+    check_keys(hyp_table, s.keys, hyp)
+    refs = [ref_table[k] for k in s.keys]
+    hyps = [hyp_table[k] for k in s.keys]
+    classes = list(target.get("classes") or sorted(set(refs)))
+    # Labels outside the class list: an error naming the line, never dropped.
+    for path in (ref, hyp):
+        _check_labels(path, set(s.keys), classes, task)
+    details = registry.label_details(refs, hyps, classes)
+    scores = {m.name: float(m.fn(refs, hyps, classes)) for m in metrics}
+    s.summary["tasks"][task] = {**_head(target), "scores": scores, "details": details}
+    s.columns[f"{task}_ref"], s.columns[f"{task}_hyp"] = refs, hyps
+    s.inputs += [ref, hyp]
+
+
+def _check_labels(path: Path, keys: set, classes: Sequence[str], task: str):
+    known = set(classes)
+    for num, key, label in iter_kaldi(path):
+        if key in keys and label not in known:
+            raise MeritInputError(
+                f"{path}:{num}: utterance '{key}': label '{label}' is not in the "
+                f"class list {list(classes)} of task '{task}'"
+            )
+
+
+def _vector_task(s: _Set, task: str, target: Dict, ref: Path, hyp: Path, metrics):
+    check_keys(read_kaldi(ref), s.keys, ref, allow_extra=True)
+    check_keys(read_kaldi(hyp), s.keys, hyp)
+    refs, hyps = read_floats(ref, s.keys), read_floats(hyp, s.keys)
+    names = list(target.get("names") or [f"v{i}" for i in range(refs.shape[1])])
+    if refs.shape != hyps.shape or refs.shape[1] != len(names):
+        raise MeritInputError(
+            f"{hyp} has {hyps.shape[1]} columns, {ref} {refs.shape[1]}, the task "
+            f"{len(names)} ({' '.join(names)})"
+        )
+    details = ser.attribute_metrics(refs, hyps, names)
+    scores = {m.name: float(m.fn(refs, hyps, names)) for m in metrics}
+    s.summary["tasks"][task] = {**_head(target), "scores": scores, "details": details}
+    for i, name in enumerate(names):
+        s.columns[f"{task}_ref_{name}"] = refs[:, i].tolist()
+        s.columns[f"{task}_hyp_{name}"] = hyps[:, i].tolist()
+    s.inputs += [ref, hyp]
+
+
+def _waveform_task(
+    s: _Set, task: str, target: Dict, ref: Path, hyp: Path, ref_dir: Path, metrics, nj
+):
+    noisy_path = ref_dir / "wav.scp"
+    if not noisy_path.is_file():
+        raise MeritInputError(f"{noisy_path}: no such file (the noisy input)")
+    tables = {}
+    for path in (ref, noisy_path, hyp):
+        tables[path] = read_kaldi(path)
+        check_keys(tables[path], s.keys, path, allow_extra=path != hyp)
+    names = tuple(m.name for m in metrics)
+    cache_inputs = [ref, noisy_path]
+    noisy = read_noisy_cache(ref_dir, cache_inputs, s.keys)
+    lacking = tuple(m for m in names if m not in noisy.get(s.keys[0], {}))
+    jobs = [
+        (k, tables[ref][k], tables[noisy_path][k], tables[hyp][k], names, lacking)
+        for k in s.keys
+    ]
+    results = score_waveforms(jobs, nj)
+    if lacking:
+        noisy = {
+            k: {
+                **noisy.get(k, {}),
+                **{m: results[k][m + "_noisy"] for m in lacking},
+            }
+            for k in s.keys
+        }
+        write_noisy_cache(ref_dir, cache_inputs, noisy)
+    scores: Dict[str, Dict] = {"enhanced": {}, "noisy": {}}
+    nan_counts: Dict[str, Dict] = {"enhanced": {}, "noisy": {}}
+    for kind, suffix in (("enhanced", ""), ("noisy", "_noisy")):
+        for m in names:
+            values = np.array(
+                [results[k][m] if kind == "enhanced" else noisy[k][m] for k in s.keys]
+            )
+            s.columns[f"{task}_{m}{suffix}"] = values.tolist()
+            bad = int(np.isnan(values).sum())
+            nan_counts[kind][m] = bad
+            if bad:
+                logger.warning(
+                    f"{s.summary['set']}: {m} ({kind}) undefined for {bad} of "
+                    f"{len(s.keys)} utterances: excluded from its mean"
+                )
+            scores[kind][m] = float(np.nanmean(values)) if bad < len(values) else None
+    s.summary["tasks"][task] = {
+        **_head(target),
+        "scores": scores["enhanced"],
+        "noisy_scores": scores["noisy"],
+        "nan_counts": nan_counts,
+        "ssnr_definition": SSNR_DEFINITION,
+    }
+    s.inputs += [ref, noisy_path, hyp]
+
+
+def _head(target: Dict) -> Dict:
+    return {k: target[k] for k in ("name", "kind", "file") if k in target}
+
+
+def score_set(
+    ref_dir: Path,
+    hyp_dir: Path,
+    out_dir: Path,
+    nj: int = 1,
+    metrics: Optional[Sequence[str]] = None,
+) -> Dict:
+    """Score one decoded set; returns the summary (also written to out_dir).
+
+    Args:
+        ref_dir: The reference data directory (``dump/raw/<set>``).
+        hyp_dir: The decoded set (``exp/<m>/decode/<set>``).
+        out_dir: Where the scores go.
+        nj: Processes for the per-utterance (waveform) metrics.
+        metrics: Registered metric names to compute (default: all).
+    """
+    ref_dir, hyp_dir, out_dir = Path(ref_dir), Path(hyp_dir), Path(out_dir)
+    for d, what in ((ref_dir, "--ref_dir"), (hyp_dir, "--hyp_dir")):
+        if not d.is_dir():
+            raise MeritInputError(f"{what}: no such directory {d}")
+    registry.check_names(metrics)
+    tasks = read_manifest(hyp_dir)
+    key_file = ref_dir / "wav.scp"
+    keys = sorted(read_kaldi(key_file))
+    if not keys:
+        raise MeritInputError(f"{key_file}: no utterances")
+    s = _Set(keys, hyp_dir.name)
+    s.inputs.append(key_file)
+    for task, target in tasks.items():
+        ref, hyp = ref_dir / target["file"], hyp_dir / target["file"]
+        if not hyp.is_file():
+            raise MeritInputError(
+                f"{hyp}: no such file ({hyp_dir / MANIFEST} lists it)"
+            )
+        if not ref.is_file():
+            logger.warning(
+                f"{hyp_dir.name}: task '{task}' not scored: no references ({ref} "
+                "does not exist)"
+            )
+            s.summary["tasks"][task] = {
+                **_head(target),
+                "unscored": f"no {ref}",
+                "reference": str(ref.resolve()),
+            }
+            continue
+        chosen = registry.metrics_of(target["kind"], metrics)
+        if not chosen:  # --metrics names none of this kind
+            s.summary["tasks"][task] = {**_head(target), "scores": {}}
+            continue
+        if target["kind"] == "label":
+            _label_task(s, task, target, ref, hyp, chosen)
+        elif target["kind"] == "vector":
+            _vector_task(s, task, target, ref, hyp, chosen)
+        else:
+            _waveform_task(s, task, target, ref, hyp, ref_dir, chosen, nj)
+    s.summary["options"] = options(metrics)
+    s.summary["inputs"] = fingerprint(sorted(set(s.inputs + [hyp_dir / MANIFEST])))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "per_utt.tsv", _per_utt_text(s.columns))
+    from espnet2_merit.scoring.plots import plot_confusion
+
+    for task, result in s.summary["tasks"].items():
+        if result.get("kind") == "label" and "details" in result:
+            title = f"{hyp_dir.name}, {task}"
+            plot_confusion(result["details"], out_dir / f"confusion_{task}.png", title)
+    summary = _finite_or_none(s.summary)
+    # summary.json last: its presence marks a complete score directory.
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _per_utt_text(columns: Dict[str, List]) -> str:
+    names = list(columns)
+    lines = ["\t".join(names)]
+    for i in range(len(columns["utt"])):
+        cells = []
+        for n in names:
+            v = columns[n][i]
+            cells.append(f"{v:.6f}" if isinstance(v, float) else str(v))
+        lines.append("\t".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def options(metrics: Optional[Sequence[str]]) -> Dict:
+    """The options a score depends on: the metrics computed, resolved against the
+    registry (so a metric added to it makes earlier scores out of date)."""
+    chosen = [n for n in registry.all_names() if not metrics or n in metrics]
+    return {"metrics": chosen}
+
+
+def up_to_date(out_dir: Path, metrics: Optional[Sequence[str]] = None) -> bool:
+    """True when out_dir holds a complete score made with the same options from
+    unchanged inputs."""
+    try:
+        summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+        if summary.get("options") != options(metrics):
+            return False
+        files = [Path(p) for p in summary["inputs"]]
+        if not (out_dir / "per_utt.tsv").is_file():
+            return False
+        for task, result in summary["tasks"].items():
+            if "details" in result and result.get("kind") == "label":
+                if not (out_dir / f"confusion_{task}.png").is_file():
+                    return False
+            # A task skipped for want of references: scored once they appear.
+            if "unscored" in result and Path(result["reference"]).exists():
+                return False
+        return (
+            all(p.is_file() for p in files) and fingerprint(files) == summary["inputs"]
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def task_value(summary: Dict, task: str, metric: str, noisy: bool = False):
+    """A scored task's value of a registered metric (None if absent)."""
+    result = summary.get("tasks", {}).get(task, {})
+    return result.get("noisy_scores" if noisy else "scores", {}).get(metric)
+
+
+def one_line(summary: Dict) -> str:
+    """A set's headline scores in one line (for logs)."""
+    parts = [f"{summary['num_utts']} utts"]
+    for task, result in summary.get("tasks", {}).items():
+        if "scores" not in result:
+            parts.append(f"{task} not scored")
+            continue
+        for m in registry.metrics_of(result["kind"]):
+            value = result["scores"].get(m.name)
+            if not m.headline or value is None:
+                continue
+            text = f"{task} {m.name} {value:.{m.digits}f}"
+            noisy = result.get("noisy_scores", {}).get(m.name)
+            parts.append(
+                text + (f" (noisy {noisy:.{m.digits}f})" if noisy is not None else "")
+            )
+    return ", ".join(parts)
+
+
+def headline_columns(summaries: Iterable[Dict]) -> List[Tuple[str, "registry.Metric"]]:
+    """(task, headline metric) pairs of the scored tasks that some of
+    ``summaries`` has a value for; tasks in order of first appearance."""
+    summaries = list(summaries)
+    tasks: Dict[str, str] = {}
+    for summary in summaries:
+        for task, result in summary.get("tasks", {}).items():
+            if "scores" in result:
+                tasks.setdefault(task, result["kind"])
+    return [
+        (task, m)
+        for task, kind in tasks.items()
+        for m in registry.metrics_of(kind)
+        if m.headline
+        and any(task_value(s, task, m.name) is not None for s in summaries)
+    ]

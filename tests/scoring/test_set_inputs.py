@@ -1,0 +1,95 @@
+"""espnet2_merit.scoring.set_scoring on bad text inputs (errors naming the file
+and line) and on damaged noisy-input caches (recomputed, never trusted)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from espnet2_merit.errors import MeritInputError
+from espnet2_merit.merit.heads.targets import VectorTarget
+from espnet2_merit.scoring import set_scoring
+from espnet2_merit.scoring.set_scoring import (
+    read_floats,
+    read_noisy_cache,
+    score_set,
+    write_noisy_cache,
+)
+
+UTTS = ["u1", "u2", "u3"]
+ATTR = VectorTarget("emotion_attr", ["arousal", "valence"])
+
+
+def _lines(path, rows):
+    path.write_text("".join(f"{k} {v}\n" for k, v in rows), encoding="utf-8")
+    return path
+
+
+def test_read_floats_names_the_line(tmp_path):
+    path = _lines(tmp_path / "f", [("u1", "1 2"), ("u2", "3 x"), ("u3", "5 6")])
+    with pytest.raises(MeritInputError, match=r"/f:2: 'u2': not numbers"):
+        read_floats(path, UTTS)
+    _lines(path, [("u1", "1 2"), ("u2", "3 nan"), ("u3", "5 6")])
+    with pytest.raises(MeritInputError, match=r"/f:2: 'u2': NaN or Inf in '3 nan'"):
+        read_floats(path, UTTS)
+    _lines(path, [("u1", "1 2"), ("u2", "3 4"), ("u3", "5 6 7")])
+    with pytest.raises(MeritInputError, match=r"/f:3: 'u3' has 3 numbers, .*'u1' 2"):
+        read_floats(path, UTTS)
+    with pytest.raises(MeritInputError, match=r"/f: no entry for utterance 'u9'"):
+        read_floats(path, ["u9"])
+    _lines(path, [("u3", "5 6"), ("u1", "1 2")])
+    assert read_floats(path, ["u1", "u3"]).tolist() == [[1, 2], [5, 6]]
+
+
+@pytest.fixture
+def text_set(tmp_path):
+    """A reference dir (wav.scp keys, attributes) and a decoded attribute task."""
+    ref, hyp = tmp_path / "ref", tmp_path / "hyp"
+    ref.mkdir()
+    hyp.mkdir()
+    _lines(ref / "wav.scp", [(u, f"/nowhere/{u}.wav") for u in UTTS])
+    _lines(ref / "emotion_attr", [("u1", "1 2"), ("u2", "3 5"), ("u3", "6 4")])
+    manifest = {"tasks": {"attr": ATTR.describe()}, "files": ["emotion_attr"]}
+    (hyp / "outputs.json").write_text(json.dumps(manifest))
+    return ref, hyp
+
+
+def test_vector_predictions_must_be_finite_and_of_the_task_width(text_set, tmp_path):
+    ref, hyp = text_set
+    rows = [("u1", "1.5 2"), ("u2", "3 4.5"), ("u3", "5 5")]
+    _lines(hyp / "emotion_attr", rows)
+    summary = score_set(ref, hyp, tmp_path / "score")
+    assert list(summary["tasks"]["attr"]["details"]["ccc"]) == ["arousal", "valence"]
+    _lines(hyp / "emotion_attr", rows[:2] + [("u3", "5 inf")])
+    with pytest.raises(MeritInputError, match=r"hyp/emotion_attr:3: 'u3': NaN or Inf"):
+        score_set(ref, hyp, tmp_path / "score")
+    _lines(hyp / "emotion_attr", [(u, "1 2 3") for u in UTTS])
+    with pytest.raises(MeritInputError, match=r"has 3 columns, .* the task 2 \(arou"):
+        score_set(ref, hyp, tmp_path / "score")
+
+
+def test_damaged_noisy_cache_is_recomputed(tmp_path):
+    inputs = [_lines(tmp_path / "wav.scp", [(u, "x") for u in UTTS])]
+    scores = {u: {"ssnr": float(i), "pesq": 1.0 + i} for i, u in enumerate(UTTS)}
+    write_noisy_cache(tmp_path, inputs, scores)
+    assert read_noisy_cache(tmp_path, inputs, UTTS) == scores
+    assert read_noisy_cache(tmp_path, inputs, UTTS[:1]) == {"u1": scores["u1"]}
+    path = tmp_path / set_scoring.NOISY_CACHE
+    cache = json.loads(path.read_text())
+    # An utterance without one metric: that metric counts as not cached.
+    del cache["scores"]["u2"]["pesq"]
+    path.write_text(json.dumps(cache))
+    assert read_noisy_cache(tmp_path, inputs, UTTS) == {
+        u: {"ssnr": v["ssnr"]} for u, v in scores.items()
+    }
+    # An utterance it does not have, or unreadable JSON: nothing cached.
+    assert read_noisy_cache(tmp_path, inputs, UTTS + ["u4"]) == {}
+    path.write_text('{"inputs": ')
+    assert read_noisy_cache(tmp_path, inputs, UTTS) == {}
+    # Another input list (a new wav.scp): stale.
+    write_noisy_cache(tmp_path, inputs, scores)
+    _lines(inputs[0], [(u, "y") for u in UTTS])
+    assert read_noisy_cache(tmp_path, inputs, UTTS) == {}
+    # NaN scores (PESQ failures) survive the round trip.
+    write_noisy_cache(tmp_path, inputs, {"u1": {"pesq": float("nan")}})
+    assert np.isnan(read_noisy_cache(tmp_path, inputs, ["u1"])["u1"]["pesq"])
