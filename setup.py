@@ -12,6 +12,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["espnet2_merit", "espnet2_merit.*"]),
+    # The configs ship with the package (merit_demo and users of a wheel need them;
+    # the repository's top-level conf/ is a link to them).
+    package_data={"espnet2_merit": ["conf/*.yaml", "conf/tuning/*.yaml"]},
     install_requires=[
         "espnet==202511",
         "espnet-s3prl>=2026.5.14",

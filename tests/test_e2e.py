@@ -1,6 +1,7 @@
 """End to end: ESPnet's trainer on generated data with a tiny local WavLM."""
 
 import math
+import os
 import subprocess
 import sys
 
@@ -24,12 +25,21 @@ def _final_losses(exp_dir):
 
 
 @pytest.mark.slow
-def test_demo_trains_one_epoch(tmp_path):
-    """The README's main job: merit_demo runs merit_train for one epoch."""
+def test_demo_trains_one_epoch_from_a_non_editable_install(tmp_path):
+    """merit_demo (one epoch of merit_train) from the package as a wheel installs
+    it: the configs it needs ship as package data."""
+    site = tmp_path / "site"
+    install = subprocess.run(
+        ["uv", "pip", "install", "-q", "-p", sys.executable, "--no-deps",
+         "--no-build-isolation", "--target", str(site), str(REPO)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
     out = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "espnet2_merit.bin.merit_demo", "--outdir", str(out)],
-        cwd=REPO,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(site)),
         capture_output=True,
         text=True,
         timeout=900,
@@ -39,6 +49,7 @@ def test_demo_trains_one_epoch(tmp_path):
     assert (exp / "1epoch.pth").exists() and (exp / "valid.loss.best.pth").exists()
     config = yaml.safe_load((exp / "config.yaml").read_text())
     assert config["fusion"] == "sparse_moe"
+    assert config["config"].startswith(f"{site}/espnet2_merit/conf/")  # package data
     assert len(config["tasks"]["ser"]["loss_conf"]["class_weights"]) == 4
     losses = _final_losses(exp)
     assert all(math.isfinite(v) for v in losses.values()), losses

@@ -10,7 +10,7 @@ from espnet2_merit.utils.datadir import data_options
 from espnet2_merit.utils.ssl_checkpoint import make_wavlm_checkpoint
 from espnet2_merit.utils.synthetic import make_data_dir
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "tuning"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "tuning"  # package data
 NAMES = ("speech", "speech_ref1", "emotion")  # what the sparse config trains on
 
 

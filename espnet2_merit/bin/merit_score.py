@@ -55,6 +55,11 @@ def get_parser() -> argparse.ArgumentParser:
         "--metrics", nargs="+", help="Registered metrics to compute (default: all)"
     )
     parser.add_argument(
+        "--submission",
+        help="Challenge format (msp_podcast): write a submission file for every "
+        "task of a set without references",
+    )
+    parser.add_argument(
         "--force", action="store_true", help="Rescore even if the score is current"
     )
     parser.add_argument(
@@ -90,10 +95,12 @@ def main(cmd=None):
         if args.nj < 1:
             parser.error("--nj must be >= 1")
         for ref_dir, hyp_dir, out_dir in zip(args.ref_dir, args.hyp_dir, args.out_dir):
-            if not args.force and up_to_date(out_dir, args.metrics):
+            if not args.force and up_to_date(out_dir, args.metrics, args.submission):
                 logger.info(f"{out_dir}: scores are up to date, skipped")
                 continue
-            summary = score_set(ref_dir, hyp_dir, out_dir, args.nj, args.metrics)
+            summary = score_set(
+                ref_dir, hyp_dir, out_dir, args.nj, args.metrics, args.submission
+            )
             logger.info(f"{hyp_dir.name}: {one_line(summary)}")
 
 

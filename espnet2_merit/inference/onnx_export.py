@@ -33,6 +33,21 @@ class TaskPath(torch.nn.Module):
         return preds[self.task]
 
 
+def check_exportable(model: torch.nn.Module) -> None:
+    """Only frontends whose graph is known to trace correctly: s3prl's WavLM
+    upstreams. HuBERT's s3prl wrapper fails to trace, Hugging Face wav2vec 2.0
+    traces into a graph whose output ignores its input, and the filterbank's
+    complex STFT has no ONNX export: refused rather than exported wrongly."""
+    frontend = model.frontend
+    upstream = getattr(frontend, "upstream_name", None)
+    if upstream is None or not str(upstream).startswith("wavlm"):
+        what = upstream or type(frontend).__name__
+        raise MeritInputError(
+            f"merit export supports s3prl WavLM frontends (wavlm_local, wavlm_large, "
+            f"wavlm_base_plus, ...); this model's frontend is {what}"
+        )
+
+
 def exportable_task(model: torch.nn.Module, task: Optional[str]) -> str:
     """``task``, or the model's first utterance-level task; checked."""
     tasks = [t for t, h in model.heads.items() if h.target_kind != "waveform"]
@@ -103,6 +118,7 @@ def export_onnx(
     num = int(seconds * s2e.fs)
     if num < s2e.min_samples:
         raise MeritInputError(f"--seconds {seconds} is shorter than one model frame")
+    check_exportable(s2e.model)
     task = exportable_task(s2e.model, task)
     wrapper = TaskPath(s2e.model, task).eval()
     example = torch.from_numpy(

@@ -386,6 +386,7 @@ def score_set(
     out_dir: Path,
     nj: int = 1,
     metrics: Optional[Sequence[str]] = None,
+    submission: Optional[str] = None,
 ) -> Dict:
     """Score one decoded set; returns the summary (also written to out_dir).
 
@@ -395,6 +396,8 @@ def score_set(
         out_dir: Where the scores go.
         nj: Processes for the per-utterance (waveform) metrics.
         metrics: Registered metric names to compute (default: all).
+        submission: A challenge format (``espnet2_merit.scoring.submission``):
+            tasks without references are written as its submission files.
     """
     ref_dir, hyp_dir, out_dir = Path(ref_dir), Path(hyp_dir), Path(out_dir)
     for d, what in ((ref_dir, "--ref_dir"), (hyp_dir, "--hyp_dir")):
@@ -435,9 +438,17 @@ def score_set(
             _vector_task(s, task, target, ref, hyp, chosen)
         else:
             _waveform_task(s, task, target, ref, hyp, ref_dir, chosen, nj)
-    s.summary["options"] = options(metrics)
+    s.summary["options"] = options(metrics, submission)
     s.summary["inputs"] = fingerprint(sorted(set(s.inputs + [hyp_dir / MANIFEST])))
     out_dir.mkdir(parents=True, exist_ok=True)
+    unscored = {t: tasks[t] for t, r in s.summary["tasks"].items() if "unscored" in r}
+    if submission and unscored:
+        from espnet2_merit.scoring.submission import write_submissions
+
+        for path in write_submissions(hyp_dir, out_dir, unscored, keys, submission):
+            logger.info(f"{hyp_dir.name}: wrote the submission file {path}")
+            task = path.stem[len("submission_") :]
+            s.summary["tasks"][task]["submission"] = str(path.name)
     atomic_write_text(out_dir / "per_utt.tsv", _per_utt_text(s.columns))
     from espnet2_merit.scoring.plots import plot_confusion
 
@@ -463,20 +474,31 @@ def _per_utt_text(columns: Dict[str, List]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def options(metrics: Optional[Sequence[str]]) -> Dict:
+def options(metrics: Optional[Sequence[str]], submission: Optional[str] = None) -> Dict:
     """The options a score depends on: the metrics computed, resolved against the
-    registry (so a metric added to it makes earlier scores out of date)."""
+    registry (so a metric added to it makes earlier scores out of date), and the
+    submission format."""
     chosen = [n for n in registry.all_names() if not metrics or n in metrics]
-    return {"metrics": chosen}
+    return {"metrics": chosen, "submission": submission}
 
 
-def up_to_date(out_dir: Path, metrics: Optional[Sequence[str]] = None) -> bool:
+def up_to_date(
+    out_dir: Path,
+    metrics: Optional[Sequence[str]] = None,
+    submission: Optional[str] = None,
+) -> bool:
     """True when out_dir holds a complete score made with the same options from
     unchanged inputs."""
     try:
         summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
-        if summary.get("options") != options(metrics):
+        if summary.get("options") != options(metrics, submission):
             return False
+        for result in summary["tasks"].values():
+            if (
+                "submission" in result
+                and not (out_dir / result["submission"]).is_file()
+            ):
+                return False
         files = [Path(p) for p in summary["inputs"]]
         if not (out_dir / "per_utt.tsv").is_file():
             return False

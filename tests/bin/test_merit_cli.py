@@ -120,3 +120,24 @@ def test_export_onnx_matches_torch(capsys, model_zip, tmp_path):
     out = tmp_path / "ser.onnx"
     report = _run(capsys, "export", "--onnx", str(out), "--model", model_zip)
     assert out.exists() and "max |onnx - torch|" in report
+
+
+def test_export_refuses_a_frontend_it_cannot_trace(trained_exp, tmp_path):
+    import yaml
+
+    conf = yaml.safe_load(trained_exp[0].read_text())
+    conf.update(frontend="fbank", frontend_conf={"n_mels": 40})
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(conf))
+    from espnet2_merit.tasks.merit import MeritTask
+
+    model, _ = MeritTask.build_model_from_file(config, allow_random_init=True)
+    torch_file = tmp_path / "model.pth"
+    import torch
+
+    torch.save(model.state_dict(), torch_file)
+    with pytest.raises(
+        SystemExit, match="supports s3prl WavLM frontends.*FbankFrontend"
+    ):
+        main(["export", "--onnx", str(tmp_path / "x.onnx"),
+              "--train_config", str(config), "--model_file", str(torch_file)])  # fmt: skip

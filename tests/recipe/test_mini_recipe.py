@@ -64,10 +64,26 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert row["label"] in ("A", "S", "H", "N")
     assert set(row["attributes"]) == {"arousal", "valence", "dominance"}
     assert set(row["tasks"]) == {"ser", "attr"}
-    # Re-running skips the finished stages' work.
+    # Re-running with the same options skips every stage's work and keeps what
+    # later stages stored (the noisy-input scores of a test set).
+    cache = recipe / "dump" / "raw" / "test1_seen_snr-5" / "noisy_scores.json"
+    assert cache.is_file()
     again = subprocess.run(
-        ["./run.sh", "--stage", "2", "--stop_stage", "8", *cmd[1:11]],
+        ["./run.sh", "--stage", "1", "--stop_stage", "10", *cmd[1:11]],
         cwd=recipe, env=env, capture_output=True, text=True,
     )  # fmt: skip
-    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
-    assert "skip:" in again.stdout + again.stderr
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log[-3000:]
+    assert "training again" not in log and "Epoch" not in log
+    assert log.count("skip:") >= 10 and cache.is_file()
+    assert "scores are up to date" in log
+    # A changed option redoes that stage (training resumes from its checkpoint).
+    more = [*cmd[1:7], "--train_args", "--max_epoch 2", *cmd[9:11]]
+    again = subprocess.run(
+        ["./run.sh", "--stage", "8", "--stop_stage", "8", *more],
+        cwd=recipe, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log[-3000:]
+    assert "made from other options or inputs: training again" in log
+    assert (exp / "2epoch.pth").is_file() and (exp / "1epoch.pth").is_file()

@@ -277,4 +277,14 @@ def test_msp_podcast_recipe_stages_1_to_5(tmp_path):
         assert (raw / dset / "wav.scp").is_file() and (raw / dset / "emotion").is_file()
     assert (raw / "emotion_list").read_text().split() == ["A", "S", "H", "N"]
     assert not (recipe / "data" / "test3" / "emotion").exists()  # labels withheld
+    assert (raw / "test3" / "wav.scp").is_file()  # decoded as it is, for submission
     assert "excluded" in log
+    # --local_data_opts replaces the recipe's: the corpus still comes from db.sh,
+    # and the changed option prepares the data again (the stage-1 marker).
+    out = subprocess.run(
+        ["./run.sh", "--stage", "1", "--stop_stage", "1",
+         "--local_data_opts", "--classes 8"],
+        cwd=recipe, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert (recipe / "data" / "emotion_list").read_text().split() == list("ASHUFDCN")

@@ -448,6 +448,33 @@ def test_task_without_references_is_skipped(ref_dir, tmp_path, caplog):
     assert "ccc_mean" in tasks["attr"]["scores"]
 
 
+def test_a_set_without_labels_gets_challenge_submission_files(ref_dir, tmp_path):
+    """MSP-Podcast's Test3 format (the organisers' baseline): FileName,EmoClass and
+    FileName,EmoAct,EmoVal,EmoDom on the 1-7 scale, sorted by file name."""
+    ref = fresh_ref(ref_dir, tmp_path / "ref", drop=("emotion", "emotion_attr"))
+    hyp = make_hyp(ref, tmp_path / "h")
+    (hyp / "emotion_attr").write_text(
+        "".join(f"{u} 0.5 4.0 9.0\n" for u in UTTS)  # outside 1-7: clipped
+    )
+    out = score(ref, hyp, "--submission", "msp_podcast")
+    rows = (out / "submission_ser.csv").read_text().splitlines()
+    assert rows[0] == "FileName,EmoClass" and len(rows) == len(UTTS) + 1
+    names = [r.split(",")[0] for r in rows[1:]]
+    assert names == sorted(f"{u}.wav" for u in UTTS)
+    emotion = dict(line.split() for line in (hyp / "emotion").read_text().splitlines())
+    assert all(r.split(",")[1] == emotion[r.split(",")[0][:-4]] for r in rows[1:])
+    attrs = (out / "submission_attr.csv").read_text().splitlines()
+    assert attrs[0] == "FileName,EmoAct,EmoVal,EmoDom"
+    assert attrs[1].split(",")[1:] == ["1.0000", "4.0000", "7.0000"]
+    assert not (out / "submission_se.csv").exists()  # enhancement is scored
+    tasks = _summary(out)["tasks"]
+    assert tasks["ser"]["submission"] == "submission_ser.csv"
+    # Without the option: no submission; the option is part of the score's state.
+    (out / "submission_ser.csv").unlink()
+    score(ref, hyp, "--submission", "msp_podcast")
+    assert (out / "submission_ser.csv").is_file()
+
+
 def test_several_sets_in_one_call(ref_dir, tmp_path, capsys):
     hyps = [
         make_hyp(ref_dir, tmp_path / n, wrong=w, tasks=("ser", "attr"))

@@ -5,8 +5,11 @@
 # `pip install -e .` of espnet2_merit (no ESPnet checkout, no Kaldi).
 #
 # Every stage prints what it does and is idempotent: finished work is marked with a
-# `.done` file (or written to `X.tmp` and renamed), so a re-run skips it and a crash
-# never leaves half-written outputs that a re-run trusts.
+# `.done` file holding a fingerprint of the options and inputs it was made from
+# (scripts/utils/done_marker.sh), and outputs are written to `X.tmp` and renamed. A
+# re-run with the same options skips the work, a changed option or input redoes it
+# (training resumes from its checkpoint), and a crash never leaves half-written
+# outputs that a re-run trusts.
 #
 # The contract of a recipe's local/data.sh (stage 1): it writes one Kaldi-style
 # directory per set under data/ (${train_set}, ${valid_set}, each of ${test_sets}),
@@ -68,6 +71,8 @@ max_sec=20.0
 train_set=train
 valid_set=dev
 test_sets="test1"
+clean_test_sets=""     # test sets decoded as they are, without added noise (e.g.
+                       # MSP-Podcast's test3, whose labels are withheld)
 
 # Stages 6-8: training
 step1_config=""        # step 1 (SSL frozen); empty: no step 1; "same": --train_config
@@ -85,6 +90,10 @@ enh_exp=""             # SE-only experiment: its enhanced output feeds this mode
                        # (the SE pre-processing baseline)
 inference_tag=""       # decode dir name under the experiment; default: decode, or
                        # decode_enh_<enh_exp name> with --enh_exp
+
+# Stage 10: scoring
+submission_format=""   # a challenge format (msp_podcast): submission files for
+                       # the tasks of sets without references
 
 # Stage 11: comparison, "name=exp_dir" words; the first reference is this experiment
 compare_systems=""
@@ -117,6 +126,8 @@ Options (default in brackets):
   --simulate_noise          Mix noise in stage 2; false: data.sh gave noisy/clean pairs [${simulate_noise}]
   --fs / --min_sec / --max_sec   Sampling rate, training durations [${fs} / ${min_sec} / ${max_sec}]
   --train_set / --valid_set / --test_sets   Data sets [${train_set} / ${valid_set} / "${test_sets}"]
+  --clean_test_sets         Test sets decoded without added noise ["${clean_test_sets}"]
+  --submission_format       Submission files for sets without labels (msp_podcast) ["${submission_format}"]
   --step1_config / --step1_args   Step 1 (SSL frozen) ["${step1_config}" / "${step1_args}"]
   --train_config / --train_args   Step 2 (joint) ["${train_config}" / "${train_args}"]
   --tag                     Experiment name ["${tag}"]
@@ -135,6 +146,7 @@ log "$0 $*"
 run_args=$(printf '%q ' "$0" "$@")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "${here}/scripts/utils/parse_options.sh" || exit 1
+. "${here}/scripts/utils/done_marker.sh"
 if [ $# -ne 0 ]; then
     log "${help_message}"
     log "error: unexpected arguments: $*"
@@ -197,6 +209,7 @@ else  # the corpus's own noisy/clean pairs
     valid_sim=${valid_set}
     for dset in ${test_sets}; do test_sim+=("${dset}"); done
 fi
+for dset in ${clean_test_sets}; do test_sim+=("${dset}"); done
 emotion_list=${dumpdir}/raw/emotion_list
 # Data names and their files in a data dir (espnet2_merit.utils.datadir.DATA_FILES).
 data_files=$(${python} -c '
@@ -217,12 +230,14 @@ data_opts() {  # data_opts SPLIT DIR
 
 if run_stage 1; then
     log "Stage 1: data preparation (local/data.sh ${local_data_opts})"
-    if [ -f "${datadir}/.done" ]; then
-        log "skip: ${datadir}/.done exists (delete it to prepare again)"
+    _fp=$(fingerprint "${local_data_opts}" local/data.sh db.sh)
+    if is_done "${datadir}/.done" "${_fp}"; then
+        log "skip: ${datadir} is prepared with these options"
     else
+        log "$(done_reason "${datadir}/.done"): preparing"
         # shellcheck disable=SC2086
         local/data.sh ${local_data_opts}
-        touch "${datadir}/.done"
+        mark_done "${datadir}/.done" "${_fp}"
     fi
 fi
 
@@ -258,29 +273,45 @@ fi
 if run_stage 3; then
     log "Stage 3: audio formatting: ${fs} Hz mono into ${dumpdir}/raw/org"
     for dset in "${train_sim}" "${valid_sim}" "${test_sim[@]}"; do
-        if [ -f "${dumpdir}/raw/org/${dset}/.done" ]; then
-            log "skip: ${dumpdir}/raw/org/${dset}"
+        _out=${dumpdir}/raw/org/${dset}
+        # The set's files, and the markers of the stages that wrote its audio (their
+        # options change the audio, not always the lists).
+        _fp=$(fingerprint "--fs ${fs}" "${datadir}/${dset}"/* "${datadir}/${dset}/.done" \
+            "${datadir}/.done")
+        if is_done "${_out}/.done" "${_fp}"; then
+            log "skip: ${_out}"
             continue
         fi
+        rm -rf "${_out}"
         ${python} -m espnet2_merit.bin.merit_format_wav --fs "${fs}" --nj "${nj}" \
-            "${datadir}/${dset}" "${dumpdir}/raw/org/${dset}"
-        touch "${dumpdir}/raw/org/${dset}/.done"
+            "${datadir}/${dset}" "${_out}"
+        mark_done "${_out}/.done" "${_fp}"
     done
 fi
 
 if run_stage 4; then
     log "Stage 4: duration filtering of ${train_sim} and ${valid_sim}: ${min_sec}-${max_sec} s (test sets are kept whole)"
-    for dset in "${train_sim}" "${valid_sim}"; do
-        rm -rf "${dumpdir}/raw/${dset}.tmp"
-        ${python} -m espnet2_merit.bin.merit_filter --min_sec "${min_sec}" \
-            --max_sec "${max_sec}" --fs "${fs}" \
-            "${dumpdir}/raw/org/${dset}" "${dumpdir}/raw/${dset}.tmp"
-        rm -rf "${dumpdir}/raw/${dset}"
-        mv "${dumpdir}/raw/${dset}.tmp" "${dumpdir}/raw/${dset}"
-    done
-    for dset in "${test_sim[@]}"; do
-        rm -rf "${dumpdir}/raw/${dset}"
-        cp -r "${dumpdir}/raw/org/${dset}" "${dumpdir}/raw/${dset}"
+    # A set whose input and options are unchanged is kept as it is (with the
+    # noisy-input scores cached in it by stage 10).
+    for dset in "${train_sim}" "${valid_sim}" "${test_sim[@]}"; do
+        _out=${dumpdir}/raw/${dset}
+        _filter=true
+        [[ " ${train_sim} ${valid_sim} " == *" ${dset} "* ]] || _filter=false
+        _fp=$(fingerprint "${_filter} ${min_sec} ${max_sec} ${fs}" "${dumpdir}/raw/org/${dset}/.done")
+        if is_done "${_out}/.done" "${_fp}"; then
+            log "skip: ${_out}"
+            continue
+        fi
+        rm -rf "${_out}.tmp"
+        if [ "${_filter}" = true ]; then
+            ${python} -m espnet2_merit.bin.merit_filter --min_sec "${min_sec}" \
+                --max_sec "${max_sec}" --fs "${fs}" "${dumpdir}/raw/org/${dset}" "${_out}.tmp"
+        else
+            cp -r "${dumpdir}/raw/org/${dset}" "${_out}.tmp"
+        fi
+        mark_done "${_out}.tmp/.done" "${_fp}"
+        rm -rf "${_out}"
+        mv "${_out}.tmp" "${_out}"
     done
 fi
 
@@ -294,8 +325,13 @@ fi
 
 if run_stage 6; then
     log "Stage 6: statistics (--collect_stats) in ${stats_dir}"
-    if [ -f "${stats_dir}/.done" ]; then
-        log "skip: ${stats_dir}/.done exists"
+    _fp=$(fingerprint "${train_config}" "${train_args}" \
+        "${dumpdir}/raw/${train_sim}/.done" "${dumpdir}/raw/${valid_sim}/.done")
+    if ! uses_global_mvn "${train_config}" "${train_args}" && \
+       { [ -z "${step1_config}" ] || ! uses_global_mvn "${step1_config}" "${step1_args}"; }; then
+        log "skip: no config normalises with global_mvn (the only user of the statistics)"
+    elif is_done "${stats_dir}/.done" "${_fp}"; then
+        log "skip: ${stats_dir} is made from these inputs"
     else
         _logdir=${stats_dir}/logdir
         rm -rf "${_logdir}"
@@ -321,19 +357,29 @@ if run_stage 6; then
         for n in $(seq "${_nj}"); do _dirs+=(--input_dir "${_logdir}/stats.${n}"); done
         ${python} -m espnet2.bin.aggregate_stats_dirs "${_dirs[@]}" \
             --output_dir "${stats_dir}"
-        touch "${stats_dir}/.done"
+        mark_done "${stats_dir}/.done" "${_fp}"
     fi
 fi
 
+uses_global_mvn() {  # uses_global_mvn CONFIG ARGS: does the run normalise with it?
+    grep -q "^normalize: *global_mvn" "$1" || [[ $2 == *"--normalize global_mvn"* ]]
+}
+
 train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS: one training run
-    local config=$1 out=$2 extra=$3 norm=""
-    if [ -f "${out}/.done" ]; then
-        log "skip: ${out}/.done exists"
+    local config=$1 out=$2 extra=$3 norm="" fp
+    # global_mvn z-normalises waveforms with the stage-6 training-set statistics.
+    if uses_global_mvn "${config}" "${extra}"; then
+        norm="--normalize_conf stats_file=${stats_dir}/train/feats_stats.npz"
+    fi
+    fp=$(fingerprint "${config}" "${extra} ${norm} ${ngpu} ${num_nodes}" "${emotion_list}" \
+        "${dumpdir}/raw/${train_sim}/.done" "${dumpdir}/raw/${valid_sim}/.done" \
+        ${norm:+"${stats_dir}/.done"})
+    if is_done "${out}/.done" "${fp}"; then
+        log "skip: ${out} is trained with these options and data"
         return
     fi
-    # global_mvn z-normalises waveforms with the stage-6 training-set statistics.
-    if grep -q "^normalize: *global_mvn" "${config}" || [[ ${extra} == *"--normalize global_mvn"* ]]; then
-        norm="--normalize_conf stats_file=${stats_dir}/train/feats_stats.npz"
+    if [ -f "${out}/checkpoint.pth" ]; then
+        log "$(done_reason "${out}/.done"): training again, resuming from its checkpoint"
     fi
     mkdir -p "${out}"
     # One node: ESPnet spawns one process per GPU itself. Several nodes (Slurm): one
@@ -355,7 +401,7 @@ train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS: one training run
             $(data_opts valid "${dumpdir}/raw/${valid_sim}") \
             --train_shape_file "${dumpdir}/raw/${train_sim}/wav.scp" \
             --valid_shape_file "${dumpdir}/raw/${valid_sim}/wav.scp" ${extra}
-    touch "${out}/.done"
+    mark_done "${out}/.done" "${fp}"
 }
 
 if run_stage 7; then
@@ -382,8 +428,13 @@ if run_stage 9; then
     [ -f "${exp}/${inference_model}" ] || { log "error: ${exp}/${inference_model} missing: run stage 8"; exit 1; }
     _dir=${decode_dir}
     _todo=()
+    declare -A _fps=()
     for dset in "${test_sim[@]}"; do
-        [ -f "${_dir}/${dset}/.done" ] || _todo+=("${dset}")
+        _input=${dumpdir}/raw/${dset}/.done
+        [ -n "${enh_exp}" ] && _input=${enh_exp}/decode/${dset}/spk1.scp
+        _fps[${dset}]=$(fingerprint "${exp}/${inference_model}" "${exp}/config.yaml" \
+            "${inference_args} ${gpu_inference}" "${_input}")
+        is_done "${_dir}/${dset}/.done" "${_fps[${dset}]}" || _todo+=("${dset}")
     done
     if [ ${#_todo[@]} -eq 0 ]; then
         log "skip: every set is decoded"
@@ -422,6 +473,7 @@ if run_stage 9; then
         [ -n "${enh_exp}" ] && _opts=(--waveforms_from "${enh_exp}/decode")
         ${python} -m espnet2_merit.bin.merit_merge_decode --sets "${_todo[@]}" \
             --out_dir "${_dir}" "${_opts[@]}" "${_logdir}"/output.*
+        for dset in "${_todo[@]}"; do mark_done "${_dir}/${dset}/.done" "${_fps[${dset}]}"; done
     fi
 fi
 
@@ -434,6 +486,7 @@ if run_stage 10; then
         _opts+=(--ref_dir "${dumpdir}/raw/${dset}" --hyp_dir "${decode_dir}/${dset}"
                 --out_dir "${decode_dir}/${dset}/score")
     done
+    [ -n "${submission_format}" ] && _opts+=(--submission "${submission_format}")
     ${python} -m espnet2_merit.bin.merit_score "${_opts[@]}" --nj "${nj}"
     ${python} -m espnet2_merit.bin.merit_score --results "${exp}" --decode_dir "${decode_dir}"
 fi

@@ -6,6 +6,8 @@
 # Baselines: ./run.sh --train_config conf/naive_mtl.yaml (or dense_merit, ser_only,
 # se_only); the SE pre-processing baseline classifies an SE-only model's output:
 #   ./run.sh --train_config conf/ser_only.yaml --enh_exp exp/merit_se_only --stage 9
+# Test3 (labels withheld) is decoded as it is and written as the challenge's
+# submission files (exp/<model>/decode/test3/score/submission_*.csv).
 set -euo pipefail
 
 . ./db.sh
@@ -13,10 +15,11 @@ set -euo pipefail
 train_config=conf/sparse_merit.yaml
 
 ./merit.sh \
-    --local_data_opts "--corpus_dir ${MSP_PODCAST} --classes 4" \
+    --local_data_opts "--classes 4" \
     --noise_seen_dirs "${NOISE_SEEN_DIRS}" \
     --noise_unseen_dirs "${NOISE_UNSEEN_DIRS}" \
     --train_set train --valid_set dev --test_sets "test1 test2" \
+    --clean_test_sets test3 --submission_format msp_podcast \
     --train_snr 5 --test_snrs "-5 0 5 10" \
     --min_sec 1.0 --max_sec 20.0 \
     --step1_config same \

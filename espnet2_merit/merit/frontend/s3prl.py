@@ -69,7 +69,7 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
         model = getattr(self.upstream.upstream, "model", None)
         if model is not None and hasattr(model, "feature_grad_mult"):
             model.feature_grad_mult = 0.0 if freeze_cnn else 1.0
-        self.exact_padding = exact_padding
+        self.exact_padding, self.upstream_name = exact_padding, upstream
         total = self.upstream.num_layers
         self.layers = list(range(total)) if layers is None else list(layers)
         for i in self.layers:
