@@ -79,7 +79,7 @@ class Speech2EmotionEnhance:
                 utterance-level tasks only, and skips the SE task's experts.
             allow_random_init: Accept ``model_file=None`` (debugging only).
         """
-        from espnet2_merit.tasks.merit import MeritTask
+        from espnet2_merit.tasks.builder import build_model_from_file
 
         if dtype not in ("float32", "bfloat16", "float16"):
             raise MeritInputError(f"dtype: '{dtype}' is not float32/bfloat16/float16")
@@ -92,7 +92,7 @@ class Speech2EmotionEnhance:
                 f"need 0 <= overlap_sec < window_sec, got overlap {overlap_sec} s, "
                 f"window {window_sec} s"
             )
-        self.model, self.args = MeritTask.build_model_from_file(
+        self.model, self.args = build_model_from_file(
             train_config, model_file, device, allow_random_init=allow_random_init
         )
         self.model_file = model_file

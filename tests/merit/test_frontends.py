@@ -100,3 +100,25 @@ def test_s3prl_layer_selection(tiny_wavlm):
     )
     feats, _ = fe(torch.randn(1, 8000), torch.tensor([8000]))
     assert fe.num_layers() == 2 and feats.shape[2] == 2
+
+
+def test_s3prl_is_imported_without_espnets_training_stack():
+    """s3prl's hub imports ESPnet's HuBERT task (and ESPnet's trainer, g2p, nltk)
+    at import time; the frontend defers that until a HuBERT model is built."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from espnet2_merit.merit.frontend.s3prl import s3prl_upstream_class\n"
+        "s3prl_upstream_class()\n"
+        "heavy = [m for m in ('espnet2.tasks.abs_task', 'g2p_en', 'nltk')"
+        " if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "from s3prl.upstream.espnet_hubert import expert\n"
+        "from espnet2.tasks.hubert import HubertTask\n"
+        "assert expert.HubertTask.build_model_from_file == "
+        "HubertTask.build_model_from_file\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]

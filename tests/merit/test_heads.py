@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from espnet2_merit.merit.heads.targets import LabelTarget, VectorTarget, WaveformTarget
-from espnet2_merit.tasks.merit import head_choices, loss_choices
+from espnet2_merit.tasks.builder import head_choices, loss_choices
 
 D, SHIFT = 6, 320
 CLASSES = ["A", "S", "H", "N"]

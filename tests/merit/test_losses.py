@@ -12,7 +12,7 @@ from espnet2_merit.merit.heads.abs_task_head import SEOutput
 from espnet2_merit.merit.heads.targets import LabelTarget, VectorTarget, WaveformTarget
 from espnet2_merit.merit.loss.ccc import CCCLoss
 from espnet2_merit.merit.loss.classification import FocalLoss, WeightedCrossEntropy
-from espnet2_merit.tasks.merit import loss_choices
+from espnet2_merit.tasks.builder import loss_choices
 
 TARGETS = {
     "label": LabelTarget("emotion", ["A", "S", "H", "N"]),

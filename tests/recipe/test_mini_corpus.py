@@ -26,6 +26,10 @@ msp = load_local("msp_podcast_data", MSP_LOCAL)
 
 NUMS = dict(num_train=24, num_dev=8, num_test=8)
 NAME = re.compile(r"^MSP-PODCAST_\d{4}_\d{4}\.wav$")
+# Voice variants with breath noise, which espeak-ng draws from an unseeded rand().
+BREATH = ("+f2", "+f3", "+f5")
+# The mini recipe's MSP-PODCAST_1751_0001 (seed 0): the utterance that differed.
+UTT_1751_0001 = ("en-gb-scotland+f3", "The report is due at the end of the week.")
 
 
 def _rows(root: Path):
@@ -37,10 +41,31 @@ def _files(root: Path):
     return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+def _first_run(monkeypatch, home: Path) -> None:
+    """The environment of espeak-ng's first run on a fresh machine: libpulse (which
+    espeak-ng loads) finds no runtime directory under HOME, so, unless told one
+    (make_mini_msp_podcast.espeak_env), it makes ``$TMPDIR/pulse-*`` with rand(),
+    the generator espeak-ng's breath noise comes from. Later runs with this HOME
+    find the directory."""
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TMPDIR", str(home / "tmp"))
+    for name in ("XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
+def home(tmp_path_factory):
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, home):
+    """The corpus as a first run on a fresh machine makes it, with 2 jobs."""
     out = tmp_path_factory.mktemp("mini") / "corpus"
-    mini.generate(out, **NUMS, seed=3, nj=2)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _first_run(monkeypatch, home)
+        mini.generate(out, **NUMS, seed=3, nj=2)
     return out
 
 
@@ -76,7 +101,12 @@ def test_layout(root):
         assert 1.5 <= info.frames / 16000 <= 3.5
 
 
-def test_same_seed_same_bytes_whatever_nj(root, tmp_path):
+def test_same_seed_same_bytes_whatever_nj(root, home, tmp_path, monkeypatch):
+    # The first job (each worker's first synthesis is espeak-ng's first run there)
+    # has a breath voice, which the fresh HOME of ``root`` changed before the fix.
+    first = mini.plan(root, tuple(NUMS.values()), seed=3)[0][0]
+    assert first.voice.endswith(BREATH), first
+    _first_run(monkeypatch, home)  # the same HOME again: not a first run now
     again = tmp_path / "again"
     mini.generate(again, **NUMS, seed=3, nj=1)
     assert _files(again) == _files(root)
@@ -85,6 +115,18 @@ def test_same_seed_same_bytes_whatever_nj(root, tmp_path):
     assert (other / "Labels" / "labels_consensus.csv").read_bytes() != (
         root / "Labels" / "labels_consensus.csv"
     ).read_bytes()
+
+
+def test_espeak_same_samples_on_a_first_run(tmp_path, monkeypatch):
+    """espeak-ng's breath noise does not depend on libpulse's runtime directory
+    (before the fix, the first run with a new HOME gave other samples)."""
+    args = (*UTT_1751_0001, 12, 88, 165)
+    _first_run(monkeypatch, tmp_path / "a")
+    first = mini.espeak(*args)
+    assert np.array_equal(mini.espeak(*args), first)  # the directory exists now
+    _first_run(monkeypatch, tmp_path / "b")
+    monkeypatch.chdir(tmp_path)
+    assert np.array_equal(mini.espeak(*args), first)
 
 
 def test_rerun_skips_and_new_options_regenerate(tmp_path, caplog):

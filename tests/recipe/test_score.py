@@ -408,7 +408,7 @@ def test_metrics_subset(ref_dir, tmp_path, caplog):
     assert list(tasks["ser"]["scores"]) == ["f1_macro"]
     assert list(tasks["se"]["scores"]) == list(tasks["se"]["noisy_scores"]) == ["ssnr"]
     assert tasks["attr"]["scores"] == {}  # no vector metric asked for
-    assert summary["options"] == {"metrics": ["f1_macro", "ssnr"]}
+    assert summary["options"] == {"metrics": ["f1_macro", "ssnr"], "submission": None}
     header, _ = _tsv(out / "per_utt.tsv")
     assert [c for c in header if c.startswith("se_")] == ["se_ssnr", "se_ssnr_noisy"]
     assert "attr_ref_arousal" not in header

@@ -1,6 +1,9 @@
 """All hidden states of an s3prl upstream (WavLM, HuBERT, ...) as one stack."""
 
+import importlib
 import logging
+import sys
+import types
 from typing import List, Optional, Tuple
 
 import torch
@@ -9,6 +12,43 @@ from typeguard import typechecked
 from espnet2_merit.merit.frontend.abs_frontend import AbsMultiLayerFrontend
 
 logger = logging.getLogger(__name__)
+
+
+class _Deferred:
+    """An attribute of a module that is imported only when the attribute is used."""
+
+    def __init__(self, module: str, name: str):
+        self._module, self._name = module, name
+
+    def __getattr__(self, attr: str):
+        real = getattr(importlib.import_module(self._module), self._name)
+        return getattr(real, attr)
+
+
+def s3prl_upstream_class() -> type:
+    """s3prl's ``S3PRLUpstream``, imported without ESPnet's training stack.
+
+    s3prl's hub imports every upstream it knows; its ``espnet_hubert`` wrapper
+    imports ``espnet2.tasks.hubert``, and with it ESPnet's trainer, tokenisers
+    (g2p_en, nltk) and adapters: about 20 s of start-up for every command, and
+    network errors printed by nltk, for a class used only when an ESPnet HuBERT
+    model is built. While s3prl is imported, that module is a stand-in whose
+    ``HubertTask`` imports the real one when it is first used.
+    """
+    name = "espnet2.tasks.hubert"
+    if "s3prl.nn" in sys.modules or name in sys.modules:
+        from s3prl.nn import S3PRLUpstream
+
+        return S3PRLUpstream
+    stand_in = types.ModuleType(name)
+    stand_in.HubertTask = _Deferred(name, "HubertTask")
+    sys.modules[name] = stand_in
+    try:
+        from s3prl.nn import S3PRLUpstream
+    finally:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+    return S3PRLUpstream
 
 
 class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
@@ -49,7 +89,7 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
                 a GPU, slightly batch-dependent near utterance ends.
         """
         super().__init__()
-        from s3prl.nn import S3PRLUpstream
+        S3PRLUpstream = s3prl_upstream_class()
 
         if fs != 16000:
             raise ValueError(

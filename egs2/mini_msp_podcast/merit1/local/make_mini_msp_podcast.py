@@ -25,7 +25,9 @@ of the rows have SpkrID ``Unknown``. The class shares are N 35%, H 25%, A 20%,
 S 20% (MSP-Podcast is dominated by neutral speech, less so here).
 
 Every random draw comes from --seed, so a seed gives byte-identical files whatever
---nj. ``<outdir>/.done`` records the options; a re-run with the same options skips.
+--nj, on every run and on any machine with the same espeak-ng (data) and soxr builds
+(``espeak()`` says what it takes for espeak-ng's own randomness). ``<outdir>/.done``
+records the options; a re-run with the same options skips.
 """
 
 import argparse
@@ -33,8 +35,10 @@ import io
 import json
 import logging
 import multiprocessing
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Sequence, Tuple
 
@@ -163,13 +167,32 @@ class Job(NamedTuple):
     floor_seed: int
 
 
+def espeak_env() -> Dict[str, str]:
+    """The environment espeak-ng runs in: ours, with PULSE_RUNTIME_PATH set.
+
+    espeak-ng draws the breath noise of voices with ``breath`` (the variants f2, f3,
+    f5) from the C library's rand(), never seeded, so its audio is reproducible only
+    while nothing else in the process draws from rand() first. Even with --stdout,
+    espeak-ng 1.51 opens (and closes) an audio device at start-up through libpcaudio
+    and libpulse, and libpulse, when the runtime directory it links from
+    ``~/.config/pulse/<machine-id>-runtime`` is missing or stale (a fresh machine or
+    HOME, a cleaned /tmp), makes a new ``$TMPDIR/pulse-<12 letters>`` with 12 rand()
+    calls per name it tries (more when names from the same unseeded sequence exist
+    already). The first espeak-ng run then, and the first run of each job racing it,
+    gets other breath noise. Given PULSE_RUNTIME_PATH, libpulse uses (and creates)
+    that directory and draws nothing, whatever the state of HOME and /tmp.
+    """
+    runtime = Path(tempfile.gettempdir()) / f"merit-espeak-ng-pulse-{os.getuid()}"
+    return {**os.environ, "PULSE_RUNTIME_PATH": str(runtime)}
+
+
 def espeak(voice: str, text: str, pitch: int, pitch_range: int, rate: int):
     """Synthesise ``text``: (T,) float64 at 16 kHz."""
     ssml = f'<speak><prosody range="{pitch_range}%">{text}</prosody></speak>'
     cmd = ["espeak-ng", "-m", "-z", "-v", voice, "-p", str(pitch), "-s", str(rate)]
     cmd += ["-a", str(AMPLITUDE), "--stdout", ssml]
     try:
-        proc = subprocess.run(cmd, capture_output=True, check=True)
+        proc = subprocess.run(cmd, capture_output=True, check=True, env=espeak_env())
         wav, fs = soundfile.read(io.BytesIO(proc.stdout), dtype="float64")
     except FileNotFoundError:
         raise MeritInputError(
@@ -340,7 +363,8 @@ def generate(
             "espeak-ng is not installed (apt-get install -y espeak-ng)"
         )
     label_file = outdir / "Labels" / "labels_consensus.csv"
-    stamp = json.dumps({"nums": nums, "seed": seed, "version": 1})
+    # Version 2: version 1's breath voices could depend on libpulse's state.
+    stamp = json.dumps({"nums": nums, "seed": seed, "version": 2})
     done = outdir / ".done"
     if label_file.is_file() and done.is_file() and done.read_text() == stamp:
         logger.info(f"{outdir}: already generated with these options, skipping")

@@ -21,7 +21,9 @@ NOISE_SEEN_DIRS): it is speech-like, so it is the hardest case for a model that
 never heard it. ``--types`` limits the types generated.
 
 Each file is drawn from a generator seeded by (--seed, type, index), so a seed gives
-byte-identical files whatever --nj. ``<outdir>/.done`` records the options; a re-run
+byte-identical files whatever --nj, on every run (babble's espeak-ng runs in
+``make_mini_msp_podcast.espeak_env()``, which keeps espeak-ng's breath noise
+independent of libpulse's state). ``<outdir>/.done`` records the options; a re-run
 with the same options skips.
 """
 
@@ -205,7 +207,8 @@ def generate(
         for i in range(num_per_type)
     ]
     files = {k: [j[3] for j in jobs if j[0] == k] for k in kinds}
-    stamp = json.dumps({"num": num_per_type, "types": kinds, "seed": seed, "v": 1})
+    # v 2: v 1's babble could depend on libpulse's state (see espeak_env).
+    stamp = json.dumps({"num": num_per_type, "types": kinds, "seed": seed, "v": 2})
     done = outdir / ".done"
     if done.is_file() and done.read_text() == stamp:
         logger.info(f"{outdir}: already generated with these options, skipping")
