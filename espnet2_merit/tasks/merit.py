@@ -5,6 +5,7 @@ checks, optimiser and trainer. Models are built by ``espnet2_merit.tasks.builder
 """
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -92,6 +93,14 @@ class MeritTask(AbsTask):
             help="Check data lists, labels and sampling rates before training",
         )
         group.add_argument(
+            "--deterministic",
+            type=str2bool,
+            default=False,
+            help="torch.use_deterministic_algorithms(True): an op without a "
+            "deterministic implementation is an error (on GPU; CPU ops are "
+            "deterministic for a given thread count, OMP_NUM_THREADS)",
+        )
+        group.add_argument(
             "--model_conf",
             action=NestedDictAction,
             default=dict(),
@@ -148,6 +157,10 @@ class MeritTask(AbsTask):
     @classmethod
     def main_worker(cls, args: argparse.Namespace):
         force_weights_only()  # spawned workers too
+        if args.deterministic:
+            # cuBLAS needs a fixed workspace, set before its first call.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
         args.emotion_list = class_list(args.emotion_list, "--emotion_list")
         # config.yaml must rebuild the model from any directory: the files it
         # names are recorded with absolute paths.
@@ -158,7 +171,8 @@ class MeritTask(AbsTask):
         # ESPnet loads these itself (where a refused pickle is a traceback): check
         # them first, tensors mapped, not read.
         for init in args.init_param or []:
-            check_checkpoint(init.split(":")[0], "--init_param")
+            path, part = (init.split(":") + [""])[:2]
+            check_checkpoint(path, "--init_param", part or None)
         if args.check_data and not args.dry_run:
             check_data(args, cls.needed_data(args))
         super().main_worker(args)

@@ -16,7 +16,7 @@ import pickle
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, Union
+from typing import Any, Dict, Iterator, Optional, Union
 
 import torch
 
@@ -86,11 +86,19 @@ def load_checkpoint(
         ) from None
 
 
-def check_checkpoint(path: PathLike, what: str) -> None:
+def check_checkpoint(path: PathLike, what: str, part: Optional[str] = None) -> None:
     """Load a checkpoint weights-only with its tensors memory-mapped (cheap for
     large files): a refused pickle or a corrupt file is an error now, naming it,
-    before another library loads it."""
-    load_checkpoint(path, what, mmap=zipfile.is_zipfile(path))
+    before another library loads it. With ``part`` (``--init_param``'s source key,
+    e.g. ``heads``), the checkpoint must hold parameters under ``<part>.``."""
+    state = load_checkpoint(path, what, mmap=zipfile.is_zipfile(path))
+    if part and isinstance(state, dict):
+        if not any(str(k).startswith(part + ".") for k in state):
+            parts = sorted({str(k).split(".")[0] for k in state})
+            raise MeritInputError(
+                f"{what} {path}: no parameters under '{part}.'; its parts: "
+                f"{', '.join(parts)}"
+            )
 
 
 def _detail(message: str) -> str:

@@ -102,23 +102,25 @@ def test_s3prl_layer_selection(tiny_wavlm):
     assert fe.num_layers() == 2 and feats.shape[2] == 2
 
 
-def test_s3prl_is_imported_without_espnets_training_stack():
-    """s3prl's hub imports ESPnet's HuBERT task (and ESPnet's trainer, g2p, nltk)
-    at import time; the frontend defers that until a HuBERT model is built."""
+def test_s3prl_is_imported_without_espnets_training_stack(tiny_wavlm):
+    """s3prl's hub imports every upstream, transformers and ESPnet's HuBERT task
+    (with ESPnet's trainer, g2p, nltk) among them; a WavLM frontend imports
+    WavLM's code only, and the rest still works when asked for."""
     import subprocess
     import sys
 
-    script = (
-        "import sys\n"
-        "from espnet2_merit.merit.frontend.s3prl import s3prl_upstream_class\n"
-        "s3prl_upstream_class()\n"
-        "heavy = [m for m in ('espnet2.tasks.abs_task', 'g2p_en', 'nltk')"
-        " if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
-        "from s3prl.upstream.espnet_hubert import expert\n"
-        "from espnet2.tasks.hubert import HubertTask\n"
-        "assert expert.HubertTask.build_model_from_file == "
-        "HubertTask.build_model_from_file\n"
-    )
+    script = f"""
+import sys
+from espnet2_merit.merit.frontend.s3prl import S3prlMultiLayerFrontend as F
+F(upstream="wavlm_local", path_or_url="{tiny_wavlm}")
+heavy = ("espnet2.tasks.abs_task", "g2p_en", "nltk", "transformers")
+assert not [m for m in heavy if m in sys.modules], sys.modules.keys() & set(heavy)
+from s3prl.nn import S3PRLUpstream
+assert "wavlm_local" in S3PRLUpstream.available_names()  # the whole hub
+assert "hf_wav2vec2_custom" in S3PRLUpstream.available_names()
+from s3prl.upstream.espnet_hubert import expert
+from espnet2.tasks.hubert import HubertTask
+assert expert.HubertTask.build_model_from_file == HubertTask.build_model_from_file
+"""
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]

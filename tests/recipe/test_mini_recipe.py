@@ -6,6 +6,7 @@ and the packed model answers ``merit predict --json``."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,10 @@ def test_mini_recipe_end_to_end(tmp_path):
     for name in ("F1-macro", "CCC mean", "SSNR", "PESQ", "STOI", "unseen", "-5"):
         assert name in results, name
     assert "ATTR task" in results  # three routers: usage of each
+    # Step 2 starts from step 1's heads only (the release's protocol: a fresh MoE).
+    command = (exp / "train.log").read_text().splitlines()[0]
+    assert command.count("--init_param") == 1, command
+    assert re.search(r"_step1/\S+\.pth:heads:heads ", command), command
     decoded = exp / "decode" / "test1_seen_snr-5"
     for name in ("emotion", "emotion_posteriors", "emotion_attr", "spk1.scp"):
         assert (decoded / name).is_file(), name

@@ -374,3 +374,13 @@ def test_the_seed_sets_the_initial_weights(make_args):
         torch.testing.assert_close(a[key], b[key], msg=key)
     trained = [k for k in a if a[k].is_floating_point() and a[k].std() > 0]
     assert trained and all(not torch.equal(a[k], c[k]) for k in trained)
+
+
+def test_deterministic_turns_on_deterministic_algorithms(train_cmd):
+    assert not torch.are_deterministic_algorithms_enabled()
+    cmd = train_cmd(SPARSE_TINY, "--ngpu", "0", "--dry_run", "true")
+    try:
+        train_main([*cmd, "--deterministic", "true"])
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)

@@ -44,6 +44,13 @@ def test_init_param_with_pickled_code_is_refused(train_cmd, tmp_path):
     assert not marker.exists()
 
 
+def test_init_param_part_must_be_in_the_checkpoint(train_cmd, trained_exp):
+    init = f"{trained_exp[1]}:fusionx:fusionx"
+    message = _run(train_cmd(SPARSE_TINY, "--ngpu", "0", "--init_param", init))
+    assert "no parameters under 'fusionx.'" in message, message
+    assert "fusion, heads" in message, message
+
+
 def test_ssl_checkpoint_with_pickled_code_is_refused(make_args, tmp_path):
     marker = tmp_path / "pwned"
     evil = _evil_checkpoint(tmp_path / "ssl.pt", marker)

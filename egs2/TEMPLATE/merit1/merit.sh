@@ -78,6 +78,9 @@ clean_test_sets=""     # test sets decoded as they are, without added noise (e.g
 step1_config=""        # step 1 (SSL frozen); empty: no step 1; "same": --train_config
 step1_args="--freeze_param frontend.upstream"
 train_config=""        # step 2 (joint fine-tuning)
+step2_init="heads"     # parts of the step-1 model that step 2 starts from: "heads"
+                       # (the authors' release: the MoE fusion starts afresh),
+                       # "heads fusion" (the fusion too), "all" (every parameter)
 train_args=""
 tag=""                 # experiment name (default: from the config name)
 stats_dir=""           # default: ${expdir}/stats
@@ -130,6 +133,7 @@ Options (default in brackets):
   --submission_format       Submission files for sets without labels (msp_podcast) ["${submission_format}"]
   --step1_config / --step1_args   Step 1 (SSL frozen) ["${step1_config}" / "${step1_args}"]
   --train_config / --train_args   Step 2 (joint) ["${train_config}" / "${train_args}"]
+  --step2_init              Parts of the step-1 model step 2 starts from ["${step2_init}"]
   --tag                     Experiment name ["${tag}"]
   --inference_model         Checkpoint to decode with [first best_model_criterion]
   --inference_args          Options of merit_inference ["${inference_args}"]
@@ -365,15 +369,16 @@ uses_global_mvn() {  # uses_global_mvn CONFIG ARGS: does the run normalise with 
     grep -q "^normalize: *global_mvn" "$1" || [[ $2 == *"--normalize global_mvn"* ]]
 }
 
-train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS: one training run
+train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS [INPUT...]: one training run
     local config=$1 out=$2 extra=$3 norm="" fp
+    shift 3
     # global_mvn z-normalises waveforms with the stage-6 training-set statistics.
     if uses_global_mvn "${config}" "${extra}"; then
         norm="--normalize_conf stats_file=${stats_dir}/train/feats_stats.npz"
     fi
     fp=$(fingerprint "${config}" "${extra} ${norm} ${ngpu} ${num_nodes}" "${emotion_list}" \
         "${dumpdir}/raw/${train_sim}/.done" "${dumpdir}/raw/${valid_sim}/.done" \
-        ${norm:+"${stats_dir}/.done"})
+        ${norm:+"${stats_dir}/.done"} "$@")
     if is_done "${out}/.done" "${fp}"; then
         log "skip: ${out} is trained with these options and data"
         return
@@ -415,12 +420,22 @@ fi
 
 if run_stage 8; then
     log "Stage 8: step-2 training (joint): ${train_config} -> ${exp}"
-    _init=""
+    _init="" _inputs=()
     if [ -n "${step1_config}" ]; then
-        [ -f "${step1_exp}/${inference_model}" ] || { log "error: ${step1_exp}/${inference_model} missing: run stage 7"; exit 1; }
-        _init="--init_param ${step1_exp}/${inference_model}"
+        _ckpt=${step1_exp}/${inference_model}
+        [ -f "${_ckpt}" ] || { log "error: ${_ckpt} missing: run stage 7"; exit 1; }
+        [ -n "${step2_init}" ] || { log "error: --step2_init is empty (heads, fusion, ... or all)"; exit 2; }
+        log "step 2 starts from step 1's ${step2_init}"
+        for _part in ${step2_init}; do
+            if [ "${_part}" = all ]; then
+                _init+=" --init_param ${_ckpt}"
+            else
+                _init+=" --init_param ${_ckpt}:${_part}:${_part}"
+            fi
+        done
+        _inputs=("${step1_exp}/.done")
     fi
-    train_step "${train_config}" "${exp}" "${_init} ${train_args}"
+    train_step "${train_config}" "${exp}" "${_init} ${train_args}" "${_inputs[@]}"
 fi
 
 if run_stage 9; then

@@ -4,6 +4,7 @@ import importlib
 import logging
 import sys
 import types
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import torch
@@ -25,30 +26,75 @@ class _Deferred:
         return getattr(real, attr)
 
 
-def s3prl_upstream_class() -> type:
-    """s3prl's ``S3PRLUpstream``, imported without ESPnet's training stack.
+class _LazyHub(types.ModuleType):
+    """``s3prl.hub`` importing only the ``hubconf`` that defines the name asked for.
 
-    s3prl's hub imports every upstream it knows; its ``espnet_hubert`` wrapper
-    imports ``espnet2.tasks.hubert``, and with it ESPnet's trainer, tokenisers
-    (g2p_en, nltk) and adapters: about 20 s of start-up for every command, and
-    network errors printed by nltk, for a class used only when an ESPnet HuBERT
-    model is built. While s3prl is imported, that module is a stand-in whose
-    ``HubertTask`` imports the real one when it is first used.
+    The real hub imports every upstream s3prl knows: transformers (for the
+    ``hf_*`` ones, ~5 s) and ``espnet2.tasks.hubert`` (for ``espnet_hubert``: with
+    it ESPnet's trainer, tokenisers g2p_en and nltk, ~20 s, and network errors
+    printed by nltk). A name is looked up in ``s3prl/upstream/<dir>/hubconf.py``,
+    ``<dir>`` the longest upstream directory it starts with (``wavlm_local`` ->
+    ``wavlm``); anything else (``options``, ``distilhubert``) comes from the real
+    hub, imported with ``espnet2.tasks.hubert`` deferred until it is used.
     """
-    name = "espnet2.tasks.hubert"
-    if "s3prl.nn" in sys.modules or name in sys.modules:
-        from s3prl.nn import S3PRLUpstream
 
-        return S3PRLUpstream
-    stand_in = types.ModuleType(name)
-    stand_in.HubertTask = _Deferred(name, "HubertTask")
-    sys.modules[name] = stand_in
-    try:
-        from s3prl.nn import S3PRLUpstream
-    finally:
-        if sys.modules.get(name) is stand_in:
-            del sys.modules[name]
+    _real: Optional[types.ModuleType] = None
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        import s3prl.upstream
+
+        dirs = [
+            d.name
+            for d in Path(s3prl.upstream.__file__).parent.iterdir()
+            if (d / "hubconf.py").is_file() and (name + "_").startswith(d.name + "_")
+        ]
+        if dirs:
+            conf = importlib.import_module(
+                f"s3prl.upstream.{max(dirs, key=len)}.hubconf"
+            )
+            if hasattr(conf, name):
+                return getattr(conf, name)
+        return getattr(self._full(), name)
+
+    def _full(self) -> types.ModuleType:
+        if _LazyHub._real is None:
+            task = "espnet2.tasks.hubert"
+            stand_in = types.ModuleType(task)
+            stand_in.HubertTask = _Deferred(task, "HubertTask")
+            installed = task not in sys.modules
+            if installed:
+                sys.modules[task] = stand_in
+            del sys.modules["s3prl.hub"]  # so that the import runs the real one
+            try:
+                _LazyHub._real = importlib.import_module("s3prl.hub")
+            finally:
+                sys.modules["s3prl.hub"] = self
+                if installed and sys.modules.get(task) is stand_in:
+                    del sys.modules[task]
+        return _LazyHub._real
+
+
+def s3prl_upstream_class() -> type:
+    """s3prl's ``S3PRLUpstream``, with its hub (``getattr(hub, name)``) lazy:
+    see ``_LazyHub``; building a WavLM imports WavLM's code only."""
+    if "s3prl.nn" not in sys.modules and "s3prl.hub" not in sys.modules:
+        import s3prl
+
+        s3prl.hub = sys.modules["s3prl.hub"] = _LazyHub("s3prl.hub")
+    from s3prl.nn import S3PRLUpstream
+
     return S3PRLUpstream
+
+
+def _is_upstream(name: str) -> bool:
+    """Whether s3prl's ``hub.options()`` lists ``name``, without importing every
+    upstream (the hub lists its public callables)."""
+    from s3prl import hub
+
+    public = not name.startswith("_") and name != "options"
+    return public and callable(getattr(hub, name, None))
 
 
 class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
@@ -95,7 +141,7 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
             raise ValueError(
                 f"s3prl upstreams need 16 kHz input, the config says fs={fs}"
             )
-        if upstream not in S3PRLUpstream.available_names():
+        if not _is_upstream(upstream):
             raise ValueError(
                 f"frontend_conf.upstream='{upstream}' is not an s3prl upstream; "
                 "for a local WavLM checkpoint use 'wavlm_local' with path_or_url"
