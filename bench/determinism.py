@@ -27,6 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from merit_testing import SPARSE_TINY, data_args  # noqa: E402
+from tables import publish  # noqa: E402
 
 from espnet2_merit.utils.ssl_checkpoint import make_wavlm_checkpoint  # noqa: E402
 from espnet2_merit.utils.synthetic import make_data_dir  # noqa: E402
@@ -94,10 +95,7 @@ def main():
             f"{min(times):.1f} - {max(times):.1f} | {'yes' if same else 'no'} | "
             f"{max_diff(ref, rs[0][1]):.2e} |"
         )
-    table = "\n".join(lines)
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table + "\n")
+    publish("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from tables import publish  # bench/
 
 from espnet2_merit.inference.speech2emotion import Speech2EmotionEnhance
 from espnet2_merit.tasks.merit import MeritTask
@@ -96,10 +97,7 @@ def main():
             f"| sparse MERIT, WavLM {shape} | {what} | {params:.1f} | {t:.3f} "
             f"| {t / args.seconds:.4f} |"
         )
-    table = "\n".join(lines)
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table + "\n")
+    publish("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

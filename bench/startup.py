@@ -22,40 +22,22 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import torch
-import yaml
+from tables import publish  # bench/
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def packed_model(shape: str, tmp: Path) -> Path:
     """A packed model of ``shape`` with random weights, built as training does."""
-    from espnet2_merit.tasks.merit import MeritTask
-    from espnet2_merit.utils.packing import pack_model
-    from espnet2_merit.utils.ssl_checkpoint import make_wavlm_checkpoint
+    from inference_rtf import make_config  # bench/ is on the path of its scripts
 
-    config = {
-        "tiny": "conf/tuning/train_sparse_merit_tiny.yaml",
-        "base_plus": "conf/sparse_merit.yaml",
-    }[shape]
-    ckpt = make_wavlm_checkpoint(tmp / f"{shape}.pt", shape)
-    args = MeritTask.get_parser().parse_args(
-        [
-            "--config", str(REPO / config),
-            "--frontend_conf", "upstream=wavlm_local",
-            "--frontend_conf", f"path_or_url={ckpt}",
-            "--normalize", "utterance_mvn",
-        ]
-    )  # fmt: skip
-    args.emotion_list = ["A", "S", "H", "N"]
-    for task in args.tasks.values():  # no training data here: unweighted classes
-        task.get("loss_conf", {}).pop("class_weights", None)
-    model = MeritTask.build_model(args)
-    (tmp / shape).mkdir()
-    (tmp / shape / "config.yaml").write_text(yaml.safe_dump(vars(args)))
-    torch.save(model.state_dict(), tmp / shape / "model.pth")
-    return pack_model(
-        tmp / shape / "config.yaml", tmp / shape / "model.pth", tmp / f"{shape}.zip"
-    )
+    from espnet2_merit.tasks.builder import build_model_from_file
+    from espnet2_merit.utils.packing import pack_model
+
+    config = make_config(shape, tmp)
+    model, _ = build_model_from_file(config, allow_random_init=True)
+    torch.save(model.state_dict(), tmp / f"{shape}.pth")
+    return pack_model(config, tmp / f"{shape}.pth", tmp / f"{shape}.zip")
 
 
 def timed(cmd, env) -> float:
@@ -118,10 +100,7 @@ def main():
         lines.append(
             f"| {name} | {statistics.median(ts):.2f} | {min(ts):.2f} - {max(ts):.2f} |"
         )
-    table = "\n".join(lines)
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table + "\n")
+    publish("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":
