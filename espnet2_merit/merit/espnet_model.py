@@ -1,7 +1,7 @@
 """The joint model: frontend -> fusion -> one head per task."""
 
 import logging
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from espnet2.layers.abs_normalize import AbsNormalize
@@ -12,8 +12,9 @@ from typeguard import typechecked
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.merit.frontend.abs_frontend import AbsMultiLayerFrontend
 from espnet2_merit.merit.fusion.abs_fusion import AbsFusion, FusionOutput
-from espnet2_merit.merit.heads.abs_task_head import AbsTaskHead
-from espnet2_merit.scoring import selection
+from espnet2_merit.merit.heads.abs_task_head import AbsTaskHead, SEOutput
+from espnet2_merit.scoring import routing, selection
+from espnet2_merit.utils.masks import valid_mask
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,15 @@ class ESPnetMeritModel(AbsESPnetModel):
     """Noisy speech -> SSL layer stack -> a fused feature per task -> task heads.
 
     Loss = sum over tasks of weight_t * loss_t + sum over the fusion's auxiliary
-    losses (router balancing, z-loss) of their weights * value.
+    losses (router balancing, z-loss; one per routed task) of their weights * value.
+
+    Waveform domains: ``normalize`` maps the noisy waveform x to (x - shift) /
+    scale before the frontend. With ``head_domain: normalized`` (the authors'
+    release) the heads see that same normalised waveform, a waveform target (the
+    clean reference) is mapped by the same affine transform before the loss, and
+    enhanced speech is mapped back to the input's scale at inference; with
+    ``raw`` the heads see the waveform as read. Without ``normalize`` the two are
+    the same.
     """
 
     @typechecked
@@ -33,7 +42,8 @@ class ESPnetMeritModel(AbsESPnetModel):
         heads: Dict[str, AbsTaskHead],
         task_weights: Dict[str, float],
         normalize: Optional[AbsNormalize] = None,
-        aux_loss_weights: Optional[Dict[str, float]] = None,
+        aux_loss_weights: Optional[Dict[str, Union[float, Dict[str, float]]]] = None,
+        head_domain: str = "normalized",
     ):
         """Assemble the model (the task builds the parts from the config).
 
@@ -43,10 +53,14 @@ class ESPnetMeritModel(AbsESPnetModel):
             heads: Task name -> its head, in the config's order.
             task_weights: Task name -> weight of its loss.
             normalize: Waveform normalisation before the frontend (e.g. global_mvn
-                with training-set statistics); the heads see the raw waveform.
+                with training-set statistics), an affine map per utterance.
             aux_loss_weights: The fusion's auxiliary loss name -> weight
-                (``model_conf.aux_loss_weights``); a name the fusion does not
-                compute is an error, an unweighted one is reported only.
+                (``model_conf.aux_loss_weights``): one number for every routed
+                task's term, or task -> weight. A name the fusion does not
+                compute, or a task it does not route, is an error; an unweighted
+                loss is reported only.
+            head_domain: "normalized" (the heads and waveform targets in the
+                normalised domain) or "raw" (the heads see the input as read).
         """
         super().__init__()
         if not heads:
@@ -55,34 +69,102 @@ class ESPnetMeritModel(AbsESPnetModel):
             raise ValueError(f"tasks {list(heads)} but fusion routes {fusion.tasks}")
         if set(task_weights) != set(heads):
             raise ValueError(f"task weights {task_weights} for tasks {list(heads)}")
-        aux_loss_weights = dict(aux_loss_weights or {})
-        unknown = sorted(set(aux_loss_weights) - set(fusion.aux_losses()))
+        if head_domain not in ("normalized", "raw"):
+            raise MeritInputError(
+                f"model_conf.head_domain='{head_domain}': use 'normalized' or 'raw'"
+            )
+        if (
+            head_domain == "normalized"
+            and normalize is not None
+            and not hasattr(normalize, "affine")
+        ):
+            raise MeritInputError(
+                f"model_conf.head_domain=normalized needs an affine normalize, "
+                f"{type(normalize).__name__} is not; use head_domain=raw"
+            )
+        self.frontend, self.normalize, self.fusion = frontend, normalize, fusion
+        self.heads = torch.nn.ModuleDict(heads)
+        self.task_weights = dict(task_weights)
+        self.aux_loss_weights = self._per_task_weights(aux_loss_weights or {})
+        self.head_domain = head_domain
+
+    def _per_task_weights(
+        self, weights: Dict[str, Union[float, Dict[str, float]]]
+    ) -> Dict[str, Dict[str, float]]:
+        """``model_conf.aux_loss_weights`` -> loss name -> task -> weight."""
+        fusion = self.fusion
+        unknown = sorted(set(weights) - set(fusion.aux_losses()))
         if unknown:
             raise MeritInputError(
                 f"model_conf.aux_loss_weights: {unknown} are not losses of fusion "
                 f"{type(fusion).__name__} (it has {list(fusion.aux_losses()) or 'none'})"
             )
+        out = {}
         for name in fusion.aux_losses():
-            if name not in aux_loss_weights:
+            if name not in weights:
                 logger.info(f"fusion loss {name} is reported but has no weight")
-        self.frontend, self.normalize, self.fusion = frontend, normalize, fusion
-        self.heads = torch.nn.ModuleDict(heads)
-        self.task_weights = dict(task_weights)
-        self.aux_loss_weights = aux_loss_weights
+                continue
+            w = weights[name]
+            if not isinstance(w, dict):
+                w = {t: float(w) for t in fusion.tasks}
+            bad = sorted(set(w) - set(fusion.tasks))
+            if bad:
+                raise MeritInputError(
+                    f"model_conf.aux_loss_weights.{name}: {bad} are not routed tasks "
+                    f"(the fusion routes {list(fusion.tasks)})"
+                )
+            out[name] = {t: float(v) for t, v in w.items()}
+        return out
+
+    def normalized(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, Optional[Tuple[torch.Tensor, torch.Tensor]]]:
+        """(B, N) waveforms -> the frontend's input and the (shift, scale) of
+        ``normalize``, each (B, 1) (None without ``normalize``)."""
+        if self.normalize is None:
+            return speech, None
+        x, _ = self.normalize(speech.unsqueeze(-1), speech_lengths)
+        affine = None
+        if hasattr(self.normalize, "affine"):
+            shift, scale = self.normalize.affine(speech.unsqueeze(-1), speech_lengths)
+            affine = (shift.reshape(-1, 1), scale.reshape(-1, 1))
+            affine = tuple(a.expand(speech.size(0), 1) for a in affine)
+        return x.squeeze(-1), affine
+
+    def _to_heads(self, wav, lengths, affine) -> torch.Tensor:
+        """A (B, N) waveform target in the heads' domain (padding zero): the
+        same affine map as the noisy input's."""
+        if self.head_domain == "raw" or affine is None:
+            return wav
+        shift, scale = affine
+        return (wav - shift) / scale * valid_mask(lengths, wav.size(1))
+
+    def _from_heads(self, wav, lengths, affine) -> torch.Tensor:
+        """Inverse of ``_to_heads``: enhanced speech at the input's scale."""
+        if self.head_domain == "raw" or affine is None:
+            return wav
+        shift, scale = affine
+        return (wav * scale + shift) * valid_mask(lengths, wav.size(1))
+
+    def _batch_to_heads(self, batch: Dict[str, torch.Tensor], affine):
+        """The batch with every waveform target mapped into the heads' domain."""
+        batch = dict(batch)
+        for head in self.heads.values():
+            name = head.target.name
+            if head.target.kind == "waveform" and name in batch:
+                lens = batch[f"{name}_lengths"]
+                batch[name] = self._to_heads(batch[name], lens, affine)
+        return batch
 
     def encode(
         self,
-        speech: torch.Tensor,
-        speech_lengths: torch.Tensor,
+        x: torch.Tensor,
+        lengths: torch.Tensor,
         tasks: Optional[Sequence[str]] = None,
     ) -> Tuple[FusionOutput, torch.Tensor]:
-        """(B, N) waveforms -> fused features of ``tasks`` (default all) and their
-        (B,) lengths."""
-        x = speech
-        if self.normalize is not None:
-            x, _ = self.normalize(x.unsqueeze(-1), speech_lengths)
-            x = x.squeeze(-1)
-        feats, feats_lengths = self.frontend(x, speech_lengths)
+        """(B, N) normalised waveforms -> fused features of ``tasks`` (default
+        all) and their (B,) frame lengths."""
+        feats, feats_lengths = self.frontend(x, lengths)
         return self.fusion(feats, feats_lengths, tasks), feats_lengths
 
     def inference(
@@ -99,11 +181,17 @@ class ESPnetMeritModel(AbsESPnetModel):
             -> its head's ``predict`` output.
         """
         tasks = list(self.heads) if tasks is None else list(tasks)
-        fused, flens = self.encode(speech, speech_lengths, tasks)
-        preds = {
-            t: self.heads[t].predict(fused.features[t], flens, speech, speech_lengths)
-            for t in tasks
-        }
+        x, affine = self.normalized(speech, speech_lengths)
+        fused, flens = self.encode(x, speech_lengths, tasks)
+        head_in = x if self.head_domain == "normalized" else speech
+        preds = {}
+        for t in tasks:
+            pred = self.heads[t].predict(
+                fused.features[t], flens, head_in, speech_lengths
+            )
+            if isinstance(pred, SEOutput) and pred.wav is not None:
+                pred.wav = self._from_heads(pred.wav, pred.wav_lengths, affine)
+            preds[t] = pred
         return fused, flens, preds
 
     def forward(
@@ -119,15 +207,22 @@ class ESPnetMeritModel(AbsESPnetModel):
 
         Returns:
             loss, stats (``<task>_loss``, each head's statistics as
-            ``<task>_<name>``, the fusion's losses, expert-usage fractions
-            ``<task>_expert<i>``; in eval mode also the whole-set statistics of
-            ``espnet2_merit.scoring.selection``), batch size as weight.
+            ``<task>_<name>``, the fusion's losses per task as
+            ``<task>_<loss>``, expert-usage fractions ``<task>_expert<i>`` and
+            their normalised entropy ``<task>_usage_entropy``; in eval mode also
+            the whole-set statistics of ``espnet2_merit.scoring.selection``,
+            routing ones when the batch has a clean reference), batch size as
+            weight.
         """
-        fused, feats_lengths = self.encode(speech, speech_lengths)
+        x, affine = self.normalized(speech, speech_lengths)
+        fused, feats_lengths = self.encode(x, speech_lengths)
+        head_in = x if self.head_domain == "normalized" else speech
+        clean = self._clean(batch)
+        batch = self._batch_to_heads(batch, affine)
         stats: Dict[str, torch.Tensor] = {}
         loss = speech.new_zeros((), dtype=torch.float32)
         for task, head in self.heads.items():
-            pred = head(fused.features[task], feats_lengths, speech, speech_lengths)
+            pred = head(fused.features[task], feats_lengths, head_in, speech_lengths)
             ref = head.reference(batch)
             task_loss = head.loss(pred, ref)
             loss = loss + self.task_weights[task] * task_loss
@@ -137,15 +232,39 @@ class ESPnetMeritModel(AbsESPnetModel):
                     stats[f"{task}_{name}"] = value.detach()
                 if not self.training:
                     stats.update(selection.pack(task, head.sufficient_stats(pred, ref)))
-        for name, value in fused.losses.items():
-            if name in self.aux_loss_weights:
-                loss = loss + self.aux_loss_weights[name] * value
-            stats[name] = value.detach()
+        for name, per_task in fused.losses.items():
+            weights = self.aux_loss_weights.get(name, {})
+            for task, value in per_task.items():
+                loss = loss + weights.get(task, 0.0) * value
+                stats[f"{task}_{name}"] = value.detach()
         for task, usage in fused.usage.items():
             for i, u in enumerate(usage):
                 stats[f"{task}_expert{i}"] = u.detach()
+            stats[f"{task}_usage_entropy"] = routing.usage_entropy(usage.detach())
+        if not self.training and clean is not None:
+            stats.update(self._routing_stats(fused, speech, clean))
         stats["loss"] = loss.detach()
         return force_gatherable((loss, stats, speech.size(0)), loss.device)
+
+    def _clean(self, batch: Dict[str, torch.Tensor]) -> Optional[torch.Tensor]:
+        """(B, N) clean reference of the first waveform task, as read."""
+        for head in self.heads.values():
+            if head.target.kind == "waveform" and head.target.name in batch:
+                return batch[head.target.name]
+        return None
+
+    def _routing_stats(self, fused: FusionOutput, speech, clean):
+        """Whole-set routing counts per routed task (speech- vs noise-dominated
+        frames, ``espnet2_merit.scoring.routing``)."""
+        out = {}
+        for task, (experts, _) in fused.routes.items():
+            first = experts[..., 0]
+            dominated = routing.speech_dominated(
+                speech, clean, self.frontend.frame_shift(), first.size(1)
+            )
+            counts = routing.routing_counts(first, dominated, self.fusion.num_experts)
+            out.update(selection.pack(task, {"routing": counts}))
+        return out
 
     def collect_feats(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs

@@ -6,13 +6,16 @@ batch size (``label_counts``, ``moments``); ESPnet's batch-size-weighted averagi
 (across GPUs too) then yields sum / N over the whole set, and ``set_metrics``
 (called by ``MeritTrainer`` after each validation pass) turns them into the exact
 set-level ``<task>_f1_macro`` / ``<task>_ccc``, usable in
-``best_model_criterion``. Each family is one row of ``FAMILIES``.
+``best_model_criterion``. The model reports routing counts the same way
+(``<task>_usage_entropy``, ``<task>_speech_noise_tv``, ...). Each family is one
+entry of ``FAMILIES``: statistics -> metric name -> value.
 """
 
-from typing import Callable, Dict, NamedTuple
+from typing import Callable, Dict
 
 import torch
 
+from espnet2_merit.scoring.routing import routing_metrics
 from espnet2_merit.scoring.ser import concordance
 
 PREFIX = "suff:"  # suff:<task>:<family>:<statistic>
@@ -65,14 +68,12 @@ def mean_ccc(means: Dict[str, float]) -> float:
     return sum(values) / num
 
 
-class Family(NamedTuple):
-    metric: str  # reported as <task>_<metric>
-    finish: Callable[[Dict[str, float]], float]
-
-
-FAMILIES: Dict[str, Family] = {
-    "f1": Family("f1_macro", f1_macro),
-    "ccc": Family("ccc", mean_ccc),
+# family -> set means of its statistics -> {metric: value}, reported as
+# <task>_<metric>
+FAMILIES: Dict[str, Callable[[Dict[str, float]], Dict[str, float]]] = {
+    "f1": lambda means: {"f1_macro": f1_macro(means)},
+    "ccc": lambda means: {"ccc": mean_ccc(means)},
+    "routing": routing_metrics,
 }
 
 
@@ -96,6 +97,7 @@ def set_metrics(means: Dict[str, float]) -> Dict[str, float]:
         task, family, name = key[len(PREFIX) :].split(":")
         grouped.setdefault((task, family), {})[name] = value
     return {
-        f"{task}_{FAMILIES[family].metric}": FAMILIES[family].finish(values)
+        f"{task}_{metric}": value
         for (task, family), values in grouped.items()
+        for metric, value in FAMILIES[family](values).items()
     }

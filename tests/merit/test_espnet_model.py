@@ -63,8 +63,9 @@ def test_loss_is_the_weighted_sum_and_gradients_flow(config, make_args, data_dir
     expected = sum(
         tasks[t].get("weight", 1.0) * float(stats[f"{t}_loss"]) for t in tasks
     )
-    for name, w in model.aux_loss_weights.items():
-        expected += w * float(stats[name])
+    for name, per_task in model.aux_loss_weights.items():
+        for task, w in per_task.items():
+            expected += w * float(stats[f"{task}_{name}"])
     assert float(stats["loss"]) == pytest.approx(expected, rel=1e-5)
     for task in getattr(model.fusion, "routers", {}):
         usage = torch.cat([stats[f"{task}_expert{i}"] for i in range(3)])
@@ -86,8 +87,14 @@ def test_three_tasks_three_routers_whole_set_statistics(make_args, data_dirs):
         _, stats, _ = model(**_batch(data_dirs[0], _uids(data_dirs[0])[:4]))
     means = {k: float(v) for k, v in stats.items() if k.startswith(selection.PREFIX)}
     metrics = selection.set_metrics(means)
-    assert set(metrics) == {"ser_f1_macro", "attr_ccc"}
+    routed = {"usage_entropy", "busiest_share", "speech_noise_tv", "speech_frames"}
+    assert set(metrics) == {"ser_f1_macro", "attr_ccc"} | {
+        f"{t}_{m}" for t in ("se", "ser", "attr") for m in routed
+    }
     assert 0 <= metrics["ser_f1_macro"] <= 1 and -1 <= metrics["attr_ccc"] <= 1
+    for t in ("se", "ser", "attr"):
+        assert 0 <= metrics[f"{t}_usage_entropy"] <= 1
+        assert 1 / 3 <= metrics[f"{t}_busiest_share"] <= 1
 
 
 @pytest.mark.parametrize(
@@ -146,3 +153,54 @@ def test_collect_feats_gives_waveform_statistics_input(make_args):
     feats = model.collect_feats(wav, torch.tensor([100, 60]))
     assert feats["feats"].shape == (2, 100, 1)
     assert feats["feats_lengths"].tolist() == [100, 60]
+
+
+@pytest.mark.parametrize("domain", ["normalized", "raw"])
+def test_head_domain_maps_input_reference_and_output_alike(
+    domain, make_args, data_dirs
+):
+    """With per-utterance mean and variance normalisation, the normalised domain
+    makes the SE loss blind to the input gain and the enhanced speech follow it;
+    the raw domain (heads on the waveform as read) does neither."""
+    args = make_args(
+        SPARSE_TINY,
+        "--normalize_conf", "norm_vars=true",
+        "--model_conf", f"head_domain={domain}",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = MeritTask.build_model(args).eval()
+    batch = _batch(data_dirs[0], _uids(data_dirs[0])[:2])
+    loud = dict(batch, speech=4 * batch["speech"], speech_ref1=4 * batch["speech_ref1"])
+    with torch.no_grad():
+        _, quiet_stats, _ = model(**batch)
+        _, loud_stats, _ = model(**loud)
+        quiet_wav = model.inference(batch["speech"], batch["speech_lengths"])[2]["se"]
+        loud_wav = model.inference(loud["speech"], loud["speech_lengths"])[2]["se"]
+    # The fused features see the same normalised input either way.
+    ser = [float(s["ser_loss"]) for s in (quiet_stats, loud_stats)]
+    assert ser[0] == pytest.approx(ser[1], rel=1e-4)
+    se = [float(s["se_loss"]) for s in (quiet_stats, loud_stats)]
+    if domain == "normalized":
+        assert se[0] == pytest.approx(se[1], rel=1e-4)
+        torch.testing.assert_close(
+            loud_wav.wav, 4 * quiet_wav.wav, atol=1e-4, rtol=1e-3
+        )
+    else:
+        assert se[1] > 1.5 * se[0]
+        assert not torch.allclose(loud_wav.wav, 4 * quiet_wav.wav, atol=1e-3)
+
+
+def test_balance_weight_is_per_task_and_not_averaged(make_args, data_dirs):
+    one = MeritTask.build_model(make_args(SPARSE_TINY))
+    assert one.aux_loss_weights["balance_loss"] == {"se": 0.01, "ser": 0.01}
+    args = make_args(
+        SPARSE_TINY, "--model_conf", "aux_loss_weights.balance_loss={se: 0.0, ser: 0.5}"
+    )
+    torch.manual_seed(0)
+    model = MeritTask.build_model(args)
+    assert model.aux_loss_weights["balance_loss"] == {"se": 0.0, "ser": 0.5}
+    loss, stats, _ = model(**_batch(data_dirs[0], _uids(data_dirs[0])[:2]))
+    expected = float(stats["se_loss"]) + float(stats["ser_loss"])
+    expected += 0.5 * float(stats["ser_balance_loss"])
+    expected += sum(0.001 * float(stats[f"{t}_z_loss"]) for t in ("se", "ser"))
+    assert float(loss) == pytest.approx(expected, rel=1e-5)

@@ -124,3 +124,30 @@ assert expert.HubertTask.build_model_from_file == HubertTask.build_model_from_fi
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_s3prl_input_norm_switch(tiny_wavlm):
+    """input_norm=True layer-normalises each waveform inside the upstream (gain
+    does not matter), False feeds it as given (the release), None keeps the
+    checkpoint's setting."""
+
+    def run(input_norm, gain):
+        fe = S3prlMultiLayerFrontend(
+            upstream="wavlm_local", path_or_url=str(tiny_wavlm), input_norm=input_norm
+        ).eval()
+        torch.manual_seed(0)
+        wav = gain * (0.1 * torch.randn(1, 8000) + 0.05)
+        with torch.no_grad():
+            return fe, fe(wav, torch.tensor([8000]))[0]
+
+    fe, normed = run(True, 1.0)
+    assert fe.upstream.upstream.cfg.normalize is True
+    # (up to the layer norm's epsilon)
+    assert (run(True, 3.0)[1] - normed).abs().max() < 2e-3
+    fe, raw = run(False, 1.0)
+    assert fe.upstream.upstream.cfg.normalize is False
+    assert (run(False, 3.0)[1] - raw).abs().max() > 0.05
+    default = S3prlMultiLayerFrontend(
+        upstream="wavlm_local", path_or_url=str(tiny_wavlm)
+    )
+    assert default.upstream.upstream.cfg.normalize in (True, False)

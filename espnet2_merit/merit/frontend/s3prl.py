@@ -97,6 +97,23 @@ def _is_upstream(name: str) -> bool:
     return public and callable(getattr(hub, name, None))
 
 
+def _input_norm_switch(expert: torch.nn.Module, name: str) -> Tuple[object, str]:
+    """Where an s3prl expert keeps its "layer-normalise the input" flag: the
+    WavLM config's ``normalize``, the HuBERT task config's, wav2vec 2.0's
+    ``wav_normalize``."""
+    for owner, attr in (
+        (getattr(expert, "cfg", None), "normalize"),
+        (getattr(expert, "task_cfg", None), "normalize"),
+        (expert, "wav_normalize"),
+    ):
+        if owner is not None and hasattr(owner, attr):
+            return owner, attr
+    raise ValueError(
+        f"frontend_conf.input_norm: s3prl upstream '{name}' has no input "
+        "normalisation switch; leave input_norm unset (null)"
+    )
+
+
 class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
     """s3prl upstream returning every layer (e.g. 25 for WavLM Large).
 
@@ -115,6 +132,7 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
         layers: Optional[List[int]] = None,
         freeze_cnn: bool = True,
         exact_padding: bool = True,
+        input_norm: Optional[bool] = None,
     ):
         """Build the upstream.
 
@@ -133,6 +151,11 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
                 padded batch a shorter utterance also attends to one partially
                 padded frame past its end. False runs one padded batch: faster on
                 a GPU, slightly batch-dependent near utterance ends.
+            input_norm: Whether the upstream layer-normalises each input
+                waveform (s3prl does for WavLM Large, as its pre-training did;
+                not for HuBERT Base). None keeps the upstream's setting; False
+                feeds the waveform as the model's ``normalize`` left it (the
+                authors' release: the globally z-normalised waveform).
         """
         super().__init__()
         S3PRLUpstream = s3prl_upstream_class()
@@ -155,6 +178,9 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
         model = getattr(self.upstream.upstream, "model", None)
         if model is not None and hasattr(model, "feature_grad_mult"):
             model.feature_grad_mult = 0.0 if freeze_cnn else 1.0
+        if input_norm is not None:
+            owner, attr = _input_norm_switch(self.upstream.upstream, upstream)
+            setattr(owner, attr, input_norm)
         self.exact_padding, self.upstream_name = exact_padding, upstream
         total = self.upstream.num_layers
         self.layers = list(range(total)) if layers is None else list(layers)

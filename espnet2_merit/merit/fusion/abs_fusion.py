@@ -13,14 +13,15 @@ class FusionOutput:
 
     Attributes:
         features: Task name -> (B, T, D') features; padding frames are zero.
-        losses: Auxiliary losses (e.g. ``balance_loss``, ``z_loss``), scalars.
+        losses: Auxiliary loss name (e.g. ``balance_loss``, ``z_loss``) -> task ->
+            scalar: one term per routed task, weighted per task by the model.
         usage: Task name -> (E,) share of the frames' routing mass per expert.
         routes: Task name -> (experts (B, T, k) long, gates (B, T, k)) per frame;
             padding frames hold expert -1 and gate 0.
     """
 
     features: Dict[str, torch.Tensor]
-    losses: Dict[str, torch.Tensor] = field(default_factory=dict)
+    losses: Dict[str, Dict[str, torch.Tensor]] = field(default_factory=dict)
     usage: Dict[str, torch.Tensor] = field(default_factory=dict)
     routes: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 

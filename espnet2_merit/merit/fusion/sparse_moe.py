@@ -232,11 +232,12 @@ class SparseMoEFusion(AbsFusion):
                     / r.experts.numel()
                 )
         if self.router_grad != "none":
-            rs = list(routing.values())
-            out.losses["balance_loss"] = torch.stack(
-                [switch_balance_loss(r.probs, r.experts) for r in rs]
-            ).mean()
-            out.losses["z_loss"] = torch.stack(
-                [r.logits.logsumexp(-1).pow(2).mean() for r in rs]
-            ).mean()
+            # One term per task, each weighted on its own (model_conf): averaging
+            # them would halve every task's weight with two tasks.
+            out.losses["balance_loss"] = {
+                t: switch_balance_loss(r.probs, r.experts) for t, r in routing.items()
+            }
+            out.losses["z_loss"] = {
+                t: r.logits.logsumexp(-1).pow(2).mean() for t, r in routing.items()
+            }
         return out

@@ -42,7 +42,9 @@ def test_shapes_padding_and_backward(name):
     for task in ("se", "ser"):
         assert out.features[task].shape == (2, 9, fusion.output_size())
         assert out.features[task][1, 5:].abs().sum() == 0
-    loss = sum(f.sum() for f in out.features.values()) + sum(out.losses.values(), 0)
+    loss = sum(f.sum() for f in out.features.values()) + sum(
+        v for per_task in out.losses.values() for v in per_task.values()
+    )
     loss.backward()
     assert feats.grad[1, 5:].abs().sum() == 0  # padding gets no gradient
     assert feats.grad[:, :5].abs().sum() > 0

@@ -150,7 +150,9 @@ def test_padding_frames_change_nothing():
         torch.testing.assert_close(b.usage[task], a.usage[task])
         assert (b.routes[task][0][:, 5:] == -1).all()
         assert (b.routes[task][1][:, 5:] == 0).all()
+    assert set(a.losses) == {"balance_loss", "z_loss"}
     for name in a.losses:
+        assert set(a.losses[name]) == {"se", "ser"}
         torch.testing.assert_close(b.losses[name], a.losses[name])
 
 
