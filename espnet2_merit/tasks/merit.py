@@ -5,15 +5,19 @@ checks, optimiser and trainer. Models are built by ``espnet2_merit.tasks.builder
 """
 
 import argparse
+import copy
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
-from espnet2.tasks.abs_task import AbsTask, optim_classes
+from espnet2.iterators.abs_iter_factory import AbsIterFactory
+from espnet2.tasks.abs_task import AbsTask, IteratorOptions, optim_classes
 from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import float_or_none, str2bool, str_or_none
+from typeguard import typechecked
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.merit.espnet_model import ESPnetMeritModel
@@ -29,7 +33,8 @@ from espnet2_merit.tasks.builder import (
     task_specs,
 )
 from espnet2_merit.train.data_check import check_data
-from espnet2_merit.train.preprocessor import MeritPreprocessor
+from espnet2_merit.train.preprocessor import CROPS, MeritPreprocessor
+from espnet2_merit.train.reshuffled_iter_factory import ReshuffledIterFactory
 from espnet2_merit.train.trainer import MeritTrainer
 from espnet2_merit.utils.checkpoint import check_checkpoint, force_weights_only
 from espnet2_merit.utils.datadir import DATA_FILES
@@ -78,7 +83,32 @@ class MeritTask(AbsTask):
             "--max_speech_sec",
             type=float_or_none,
             default=None,
-            help="Randomly crop longer training utterances to this length",
+            help="Crop longer training utterances to this length (see --crop, "
+            "--crop_valid; inference scores whole utterances)",
+        )
+        group.add_argument(
+            "--crop",
+            type=str,
+            default="random",
+            choices=CROPS,
+            help="Which max_speech_sec window: random (a random offset) or first "
+            "(the first max_speech_sec seconds, as the authors' release crops)",
+        )
+        group.add_argument(
+            "--crop_valid",
+            type=str2bool,
+            default=False,
+            help="Crop validation utterances to max_speech_sec too (the release "
+            "does)",
+        )
+        group.add_argument(
+            "--reshuffle_batches",
+            type=str2bool,
+            default=False,
+            help="false: ESPnet's training batches (the sampler's, fixed for the "
+            "run, their order shuffled each epoch); true: every epoch all "
+            "utterances are permuted (seed, epoch) and cut into the sampler's "
+            "batch sizes, as the release's DataLoader(shuffle=True) draws them",
         )
         group.add_argument(
             "--frontend_lr_scale",
@@ -133,7 +163,53 @@ class MeritTask(AbsTask):
             [] if args.collect_stats else [s.target for s in task_specs(args).values()]
         )
         return MeritPreprocessor(
-            train=train, targets=targets, fs=args.fs, max_speech_sec=args.max_speech_sec
+            train=train,
+            targets=targets,
+            fs=args.fs,
+            max_speech_sec=args.max_speech_sec,
+            crop=args.crop,
+            # --collect_stats reads train and valid as validation data: whole.
+            crop_valid=args.crop_valid and not args.collect_stats,
+        )
+
+    @classmethod
+    @typechecked
+    def build_sequence_iter_factory(
+        cls, args: argparse.Namespace, iter_options: IteratorOptions, mode: str
+    ) -> AbsIterFactory:
+        """ESPnet's; with ``--reshuffle_batches true`` the training iterator is a
+        ``ReshuffledIterFactory`` over ESPnet's batches before sharding (each
+        rank takes its slice of every batch, every epoch)."""
+        if not (args.reshuffle_batches and iter_options.train):
+            return super().build_sequence_iter_factory(args, iter_options, mode)
+        parent = Path(iter_options.data_path_and_name_and_type[0][0]).parent
+        if (parent / "utt2category").exists():
+            raise MeritInputError(
+                f"reshuffle_batches: true would mix the categories of "
+                f"{parent / 'utt2category'} in a batch; set it to false"
+            )
+        rank, world_size = 0, 1
+        whole = args
+        if iter_options.distributed:
+            rank = torch.distributed.get_rank()
+            world_size = torch.distributed.get_world_size()
+            whole = copy.copy(args)  # the sampler's minimum, as ESPnet's sharding
+            whole.min_batch_size = world_size
+        base = super().build_sequence_iter_factory(
+            whole, dataclasses.replace(iter_options, distributed=False), mode
+        )
+        return ReshuffledIterFactory(
+            dataset=base.dataset,
+            batches=list(base.sampler),
+            seed=base.seed,
+            rank=rank,
+            world_size=world_size,
+            num_iters_per_epoch=base.num_iters_per_epoch,
+            shuffle=base.shuffle,
+            shuffle_within_batch=base.shuffle_within_batch,
+            num_workers=base.num_workers,
+            collate_fn=base.collate_fn,
+            pin_memory=base.pin_memory,
         )
 
     @classmethod
@@ -161,6 +237,7 @@ class MeritTask(AbsTask):
             # cuBLAS needs a fixed workspace, set before its first call.
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
+        check_pipeline(args)
         args.emotion_list = class_list(args.emotion_list, "--emotion_list")
         # config.yaml must rebuild the model from any directory: the files it
         # names are recorded with absolute paths.
@@ -222,4 +299,22 @@ class MeritTask(AbsTask):
     ) -> Tuple[ESPnetMeritModel, argparse.Namespace]:
         return builder.build_model_from_file(
             config_file, model_file, device, allow_random_init
+        )
+
+
+def check_pipeline(args: argparse.Namespace) -> None:
+    """Data pipeline and step options a config file sets past argparse's checks."""
+    if args.crop not in CROPS:
+        raise MeritInputError(f"crop: {args.crop!r} is not one of {list(CROPS)}")
+    if args.reshuffle_batches and args.iterator_type != "sequence":
+        raise MeritInputError(
+            f"reshuffle_batches: true needs iterator_type: sequence, "
+            f"not {args.iterator_type!r}"
+        )
+    # ESPnet's trainer passes grad_clip to clip_grad_norm_ as max_norm at every
+    # step: 0 zeroes every gradient and a negative value flips their sign.
+    if not args.grad_clip > 0:
+        raise MeritInputError(
+            f"grad_clip: expected a positive norm, or .inf (inf on the command "
+            f"line) for no clipping, not {args.grad_clip}"
         )

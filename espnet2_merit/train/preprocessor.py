@@ -1,5 +1,6 @@
 """Turns loaded data (waveforms, label strings) into model inputs."""
 
+import zlib
 from typing import Dict, List, Optional, Union
 
 import numpy as np
@@ -9,19 +10,34 @@ from typeguard import typechecked
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.merit.heads.targets import Target, mono
 
+CROPS = ("random", "first")
+
 
 class MeritPreprocessor(AbsPreprocessor):
-    """Checks the noisy waveform, parses each task's target, crops long training
-    utterances.
+    """Checks the noisy waveform, parses each task's target, crops long utterances.
 
     - ``speech``: mono float32 with finite samples;
     - each target through its ``Target.parse`` (labels -> class index, "a v d" ->
       float32 vector, waveforms checked like speech);
-    - waveform targets must have the noisy speech's length; in training,
-      utterances longer than ``max_speech_sec`` are cropped at a random offset,
-      the same for the speech and its waveform targets (the paper crops to 12 s);
+    - waveform targets must have the noisy speech's length; utterances longer
+      than ``max_speech_sec`` are cropped to it, the speech and its waveform
+      targets (``speech_ref1``) with the same window: in training always, in
+      validation with ``crop_valid``;
     - other data (a file the recipe passes that no task uses) is left out of the
       batch.
+
+    Inference never comes here: test utterances are scored whole (the authors'
+    release crops test utterances to their first 12 s too).
+
+    Args:
+        train: Training data (else validation, or ``--collect_stats``).
+        targets: The tasks' targets to parse.
+        fs: Sampling rate, for ``max_speech_sec``.
+        max_speech_sec: Crop longer utterances to this length; None: never crop.
+        crop: Which window: ``random`` (a random offset in training; in
+            validation one fixed per utterance id) or ``first`` (the first
+            ``max_speech_sec`` seconds, as the authors' release crops).
+        crop_valid: Crop validation utterances too (the release does).
     """
 
     @typechecked
@@ -31,10 +47,21 @@ class MeritPreprocessor(AbsPreprocessor):
         targets: List[Target],
         fs: int = 16000,
         max_speech_sec: Optional[float] = None,
+        crop: str = "random",
+        crop_valid: bool = False,
     ):
         super().__init__(train)
+        if crop not in CROPS:
+            raise MeritInputError(f"crop: {crop!r} is not one of {list(CROPS)}")
+        if max_speech_sec is not None and not max_speech_sec > 0:
+            raise MeritInputError(
+                f"max_speech_sec: expected a positive number of seconds or null, "
+                f"not {max_speech_sec}"
+            )
         self.targets = {t.name: t for t in targets}
         self.max_samples = None if max_speech_sec is None else int(max_speech_sec * fs)
+        self.crop = crop
+        self.cropping = self.max_samples is not None and (train or crop_valid)
 
     def __call__(
         self, uid: str, data: Dict[str, Union[str, np.ndarray]]
@@ -52,8 +79,17 @@ class MeritPreprocessor(AbsPreprocessor):
                         f"but {name} has {len(out[name])}"
                     )
                 waves.append(name)
-        if self.train and self.max_samples and len(out["speech"]) > self.max_samples:
-            start = np.random.randint(len(out["speech"]) - self.max_samples + 1)
+        if self.cropping and len(out["speech"]) > self.max_samples:
+            start = self._start(uid, len(out["speech"]) - self.max_samples)
             for name in waves:
                 out[name] = out[name][start : start + self.max_samples]
         return out
+
+    def _start(self, uid: str, spare: int) -> int:
+        """The crop's first sample, of ``spare + 1`` possible."""
+        if self.crop == "first":
+            return 0
+        if self.train:
+            return np.random.randint(spare + 1)
+        # Validation: the same window in every epoch.
+        return int(np.random.default_rng(zlib.crc32(uid.encode())).integers(spare + 1))

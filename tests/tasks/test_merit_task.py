@@ -23,6 +23,9 @@ from espnet2_merit.errors import MeritInputError
 from espnet2_merit.tasks.merit import MeritTask
 
 ALL_NAMES = ("speech", "speech_ref1", "emotion", "emotion_attr")
+PIPELINE = dict(
+    crop="first", crop_valid=True, reshuffle_batches=True, grad_clip=float("inf")
+)
 
 
 @pytest.mark.parametrize("config", PAPER_CONFIGS + TINY_CONFIGS, ids=lambda p: p.name)
@@ -38,6 +41,9 @@ def test_print_config_spells_out_every_task_option(config, monkeypatch):
     for key, value in given.get("fusion_conf", {}).items():
         assert printed["fusion_conf"][key] == value
     assert list(printed["tasks"]) == list(given["tasks"])
+    # The authors' release's data pipeline, spelled out in every config.
+    for key, value in PIPELINE.items():
+        assert given[key] == printed[key] == value, key
     for name, task in given["tasks"].items():
         out = printed["tasks"][name]
         assert out["head"] == task["head"] and "weight" in out
@@ -159,6 +165,19 @@ def test_fbank_frontend_is_a_yaml_edit(data_dirs, tmp_path):
     assert torch.isfinite(loss) and "se_loss" in stats and "ser_loss" in stats
 
 
+def test_pipeline_defaults_are_espnets_and_config_yaml_round_trips(train_cmd, tmp_path):
+    defaults = MeritTask.get_parser().parse_args([])
+    assert (defaults.crop, defaults.crop_valid, defaults.reshuffle_batches) == (
+        "random", False, False,
+    )  # fmt: skip
+    cmd = train_cmd(SPARSE_TINY, "--ngpu", "0", "--dry_run", "true")
+    train_main(cmd)
+    written = tmp_path / "exp" / "config.yaml"
+    assert "\ngrad_clip: .inf\n" in written.read_text()
+    recorded = yaml.safe_load(written.read_text())
+    assert {k: recorded[k] for k in PIPELINE} == PIPELINE
+
+
 # ---- bad configs: each a clear error naming the field ---------------------------
 
 
@@ -184,6 +203,26 @@ def test_fbank_frontend_is_a_yaml_edit(data_dirs, tmp_path):
 def test_bad_config_is_a_clear_error_at_build(override, message, make_args):
     with pytest.raises(MeritInputError, match=message.replace("[", r"\[")):
         MeritTask.build_model(make_args(SPARSE_TINY, *override))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"crop": "middle"}, "crop: 'middle' is not one of ['random', 'first']"),
+        ({"grad_clip": 0.0}, "grad_clip: expected a positive norm, or .inf"),
+        ({"grad_clip": -1.0}, "grad_clip: expected a positive norm, or .inf"),
+        (
+            {"iterator_type": "chunk"},
+            "reshuffle_batches: true needs iterator_type: sequence",
+        ),
+    ],
+)
+def test_bad_pipeline_option_in_a_config(edit, message, train_cmd, tmp_path):
+    conf = yaml.safe_load(SPARSE_TINY.read_text())
+    conf.update(edit)
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump(conf))
+    assert message in _run(train_cmd(config, "--ngpu", "0"))
 
 
 def test_unknown_fusion_in_a_config(make_args):

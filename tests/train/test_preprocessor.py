@@ -67,3 +67,49 @@ def test_data_no_task_uses_is_left_out_and_nan_audio_is_an_error():
     bad[4] = np.nan
     with pytest.raises(MeritInputError, match="utterance 'u2': 'speech' has NaN"):
         _pre()("u2", {"speech": bad})
+
+
+def _cropped(pre, uid="u1", n=48000):
+    speech = np.arange(n, dtype=np.float32)
+    out = pre(uid, {"speech": speech, "speech_ref1": speech + 0.5})
+    np.testing.assert_array_equal(out["speech"] + 0.5, out["speech_ref1"])
+    return out["speech"]
+
+
+def test_crop_first_takes_the_first_window_of_speech_and_reference():
+    for train in (True, False):
+        pre = _pre(train=train, max_speech_sec=1.0, crop="first", crop_valid=True)
+        np.testing.assert_array_equal(_cropped(pre), np.arange(16000))
+    # Shorter utterances are left whole.
+    pre = _pre(train=True, max_speech_sec=1.0, crop="first")
+    assert len(_cropped(pre, n=12000)) == 12000
+
+
+def test_random_crop_moves_but_keeps_speech_and_reference_together():
+    np.random.seed(0)
+    pre = _pre(train=True, max_speech_sec=1.0)
+    starts = {int(_cropped(pre)[0]) for _ in range(5)}
+    assert len(starts) > 1
+
+
+def test_crop_valid():
+    whole = _pre(train=False, max_speech_sec=1.0, crop="first")
+    assert len(_cropped(whole)) == 48000
+    # A random crop of validation data is one window per utterance, every epoch.
+    pre = _pre(train=False, max_speech_sec=1.0, crop_valid=True)
+    first = _cropped(pre, "dev-7")
+    assert len(first) == 16000
+    np.random.seed(1)
+    np.testing.assert_array_equal(_cropped(pre, "dev-7"), first)
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"crop": "middle"}, r"crop: 'middle' is not one of \['random', 'first'\]"),
+        ({"max_speech_sec": 0.0}, "max_speech_sec: expected a positive number"),
+    ],
+)
+def test_bad_crop_options(kw, message):
+    with pytest.raises(MeritInputError, match=message):
+        _pre(train=True, **kw)
