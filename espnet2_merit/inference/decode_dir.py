@@ -79,9 +79,13 @@ def write_result(
 
 def manifest(s2e: Speech2EmotionEnhance, files: List[str]) -> Dict:
     """What a decode directory holds: the tasks' targets and the text files."""
+    model = s2e.model
     return {
-        "tasks": {t: s2e.model.heads[t].target.describe() for t in s2e.tasks},
+        "tasks": {t: model.heads[t].target.describe() for t in s2e.tasks},
         "files": files,
+        # what a routing/<task>_experts entry spans, for the scoring stage's
+        # speech- vs noise-dominated frames
+        "frame_shift_sec": model.frontend.frame_shift() / s2e.fs,
     }
 
 

@@ -174,7 +174,7 @@ def write_results(exp_dir: Path, decode_dir: Optional[Path] = None) -> str:
         tables.append(f"### Other sets\n\n{_results_table(summaries, rows, 'set')}")
     main_tables = "\n\n".join(tables)
 
-    usage_text = _usage_section(out_dir, decode_dir, groups)
+    usage_text = _usage_section(out_dir, decode_dir, groups, summaries)
     scored = {}  # task -> its result in some set (kind, classes, names)
     for summary in summaries.values():
         for task, result in summary.get("tasks", {}).items():
@@ -234,8 +234,15 @@ def write_results(exp_dir: Path, decode_dir: Optional[Path] = None) -> str:
     return main_tables
 
 
-def _usage_section(out_dir: Path, decode_dir: Path, groups) -> str:
-    """Expert usage per task and SNR: a table and a bar chart per test/noise set."""
+ROUTING_COLUMNS = (  # summary["routing"][task] key -> column
+    ("usage_entropy", "entropy"),
+    ("speech_noise_tv", "speech/noise TV"),
+)
+
+
+def _usage_section(out_dir: Path, decode_dir: Path, groups, summaries) -> str:
+    """Expert usage per task and SNR: a table (with the routing statistics the
+    scoring stage computed) and a bar chart per test/noise set."""
     parts = []
     tasks = sorted(
         {p.name[: -len("_usage")] for p in decode_dir.glob("*/routing/*_usage")}
@@ -258,11 +265,24 @@ def _usage_section(out_dir: Path, decode_dir: Path, groups) -> str:
             image = out_dir / "images" / f"expert_usage_{task}_{test}_{noise}.png"
             plot_usage(usage, image, f"{task.upper()} expert usage, {test} {noise}")
             num = widths.pop()
+            routed = {
+                snr: summaries.get(name, {}).get("routing", {}).get(task, {})
+                for snr, name in sets
+            }
+            cols = [
+                c for c in ROUTING_COLUMNS if any(c[0] in r for r in routed.values())
+            ]
             rows = [
-                [format_snr(snr)] + [f"{v:.3f}" for v in u] for snr, u in usage.items()
+                [format_snr(snr)]
+                + [f"{v:.3f}" for v in u]
+                + [_fmt(routed[snr].get(key), 3) for key, _ in cols]
+                for snr, u in usage.items()
             ]
             table = markdown_table(
-                ["SNR (dB)"] + [f"expert {i}" for i in range(num)], rows
+                ["SNR (dB)"]
+                + [f"expert {i}" for i in range(num)]
+                + [header for _, header in cols],
+                rows,
             )
             parts.append(
                 f"### {task.upper()} task, {test}, {noise} noise\n\n{table}\n\n"
@@ -272,7 +292,11 @@ def _usage_section(out_dir: Path, decode_dir: Path, groups) -> str:
         return ""
     head = (
         "## Expert usage\n\nShare of frames routed to each expert (top-1), the mean "
-        "over utterances of each utterance's share."
+        "over utterances of each utterance's share. entropy: of the set's expert "
+        "shares over all frames, divided by log E (1 = uniform, 0 = one expert). "
+        "speech/noise TV: total variation distance between the expert shares of "
+        "speech-dominated frames (clean energy above the noise's in the frame) and "
+        "noise-dominated ones (0 = routed alike, 1 = disjoint experts)."
     )
     return "\n\n".join([head] + parts)
 

@@ -376,6 +376,62 @@ def _waveform_task(
     s.inputs += [ref, noisy_path, hyp]
 
 
+def _routing(s: _Set, tasks: Dict, ref_dir: Path, hyp_dir: Path) -> None:
+    """Routing statistics per routed task (``espnet2_merit.scoring.routing``):
+    expert shares, their entropy and the speech- vs noise-dominated difference,
+    from ``routing/<task>_experts`` and the noisy and clean waveforms."""
+    import torch
+
+    from espnet2_merit.scoring.routing import (
+        routing_counts,
+        routing_metrics,
+        speech_dominated,
+    )
+
+    files = sorted((hyp_dir / "routing").glob("*_experts"))
+    manifest = json.loads((hyp_dir / MANIFEST).read_text(encoding="utf-8"))
+    shift_sec = manifest.get("frame_shift_sec")  # absent: written before it was
+    clean_name = next(
+        (t["file"] for t in tasks.values() if t["kind"] == "waveform"), "spk1.scp"
+    )
+    clean_path, noisy_path = ref_dir / clean_name, ref_dir / "wav.scp"
+    if not files or shift_sec is None or not clean_path.is_file():
+        return
+    clean_table, noisy_table = read_kaldi(clean_path), read_kaldi(noisy_path)
+    check_keys(clean_table, s.keys, clean_path, allow_extra=True)
+    experts = {}  # task -> utt -> (1, T) first-choice experts
+    for path in files:
+        table = read_kaldi(path)
+        check_keys(table, s.keys, path)
+        try:
+            experts[path.name[: -len("_experts")]] = {
+                k: torch.tensor([[int(e) for e in table[k].split()]]) for k in s.keys
+            }
+        except ValueError:
+            raise MeritInputError(f"{path}: expected expert indices") from None
+        s.inputs.append(path)
+    num = {  # experts per task: the largest index seen + 1
+        t: max((int(x.max()) for x in u.values() if x.numel()), default=0) + 1
+        for t, u in experts.items()
+    }
+    totals: Dict[str, Dict[str, float]] = {t: {} for t in experts}
+    for k in s.keys:
+        noisy, fs = _load(noisy_table[k], k, "noisy speech")
+        clean, _ = _load(clean_table[k], k, "clean reference")
+        for task, per_utt in experts.items():
+            e = per_utt[k]
+            speech = speech_dominated(
+                torch.from_numpy(noisy)[None],
+                torch.from_numpy(clean)[None],
+                max(1, round(shift_sec * fs)),
+                e.size(1),
+            )
+            for name, v in routing_counts(e, speech, num[task]).items():
+                totals[task][name] = totals[task].get(name, 0.0) + float(v)
+    s.summary["routing"] = {t: routing_metrics(c) for t, c in totals.items()}
+    s.inputs += [clean_path, noisy_path]
+
+
 def _head(target: Dict) -> Dict:
     return {k: target[k] for k in ("name", "kind", "file") if k in target}
 
@@ -438,6 +494,7 @@ def score_set(
             _vector_task(s, task, target, ref, hyp, chosen)
         else:
             _waveform_task(s, task, target, ref, hyp, ref_dir, chosen, nj)
+    _routing(s, tasks, ref_dir, hyp_dir)
     s.summary["options"] = options(metrics, submission)
     s.summary["inputs"] = fingerprint(sorted(set(s.inputs + [hyp_dir / MANIFEST])))
     out_dir.mkdir(parents=True, exist_ok=True)

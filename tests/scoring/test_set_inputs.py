@@ -93,3 +93,36 @@ def test_damaged_noisy_cache_is_recomputed(tmp_path):
     # NaN scores (PESQ failures) survive the round trip.
     write_noisy_cache(tmp_path, inputs, {"u1": {"pesq": float("nan")}})
     assert np.isnan(read_noisy_cache(tmp_path, inputs, ["u1"])["u1"]["pesq"])
+
+
+def test_routing_statistics_of_a_decoded_set(text_set, tmp_path):
+    """Frames where the clean speech dominates go to expert 0, the others to
+    expert 1: disjoint routing (TV 1); another set routes both kinds alike."""
+    import soundfile
+
+    ref, hyp = text_set
+    fs, shift = 16000, 320
+    clean = np.zeros(4 * shift)
+    clean[: 2 * shift] = 0.5  # frames 0-1 speech, 2-3 noise
+    noisy = clean + 0.01
+    scp = {"wav.scp": noisy, "spk1.scp": clean}
+    for name, wav in scp.items():
+        rows = []
+        for u in UTTS:
+            path = tmp_path / f"{name}_{u}.wav"
+            soundfile.write(path, wav, fs, subtype="FLOAT")
+            rows.append((u, str(path)))
+        _lines(ref / name, rows)
+    manifest = json.loads((hyp / "outputs.json").read_text())
+    manifest["frame_shift_sec"] = shift / fs
+    (hyp / "outputs.json").write_text(json.dumps(manifest))
+    (hyp / "routing").mkdir()
+    _lines(hyp / "emotion_attr", [("u1", "1 2"), ("u2", "3 5"), ("u3", "6 4")])
+    _lines(hyp / "routing" / "ser_experts", [(u, "0 0 1 1") for u in UTTS])
+    _lines(hyp / "routing" / "se_experts", [(u, "0 1 0 1") for u in UTTS])
+    got = score_set(ref, hyp, tmp_path / "score")["routing"]
+    assert got["ser"]["speech_noise_tv"] == pytest.approx(1.0)
+    assert got["se"]["speech_noise_tv"] == pytest.approx(0.0)
+    for task in ("ser", "se"):
+        assert got[task]["usage_entropy"] == pytest.approx(1.0)
+        assert got[task]["speech_frames"] == pytest.approx(0.5)
