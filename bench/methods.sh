@@ -105,7 +105,7 @@ header="## Method comparison on the mini corpus (\`bench/methods.sh\`)
 
 - date: $(date '+%Y-%m-%d %H:%M %Z'); ${cores} CPU cores ($(uname -m)), ${parallel} runs at a time with ${threads} thread(s) each
 - corpus: the mini recipe's (espeak-ng speech, 4 classes; train $(wc -l < dump/raw/train_sim/wav.scp), dev $(wc -l < dump/raw/dev_sim/wav.scp), test $(wc -l < dump/raw/test1_seen_snr-5/wav.scp) utterances per set; train/dev at 5 dB, babble held out as the unseen noise), tiny random WavLM (2 layers, width 64)
-- budget per system and seed: step 1 (SSL frozen) ${step1_epochs} epochs, step 2 (joint) ${step2_epochs} epochs, batch 4, 4 s crops; model selection on the dev set's F1-macro; seeds ${seeds}
+- budget per system and seed: step 1 (SSL frozen) ${step1_epochs} epochs, step 2 (joint) ${step2_epochs} epochs, batch 4, the first 4 s of train and dev utterances, new batches every epoch, no gradient clipping; model selection on the dev set's F1-macro; seeds ${seeds}
 - wall time: $((elapsed / 60)) min $((elapsed % 60)) s for $(echo ${systems} | wc -w) systems x $(echo ${seeds} | wc -w) seeds"
 "${python}" "${repo}/bench/methods_table.py" --expdir "${expdir}" \
     --seeds ${seeds} --out "${out}" --plot "${out%.md}_f1_vs_snr.png" --header "${header}"

@@ -223,6 +223,55 @@ def markdown(results: Dict, cols: List[Column], alpha: float) -> str:
     return "\n\n".join(parts)
 
 
+ROUTING = (("busiest_share", "busiest expert"), ("usage_entropy", "entropy"),
+           ("speech_noise_tv", "speech/noise TV"))  # fmt: skip
+
+
+def routing_table(runs: Dict[str, List[Run]]) -> str:
+    """Per routed system and task: each routing statistic of the scoring stage
+    (``espnet2_merit.scoring.routing``), averaged over the test sets of a run,
+    then mean ± std over seeds."""
+    rows = []
+    for name, system_runs in runs.items():
+        tasks = sorted(
+            {
+                t
+                for r in system_runs
+                for s in r.summaries.values()
+                for t in s.get("routing", {})
+            }
+        )
+        for task in tasks:
+            cells = []
+            for stat, _ in ROUTING:
+                per_seed = []
+                for r in system_runs:
+                    values = [
+                        s["routing"][task].get(stat)
+                        for s in r.summaries.values()
+                        if task in s.get("routing", {})
+                    ]
+                    values = [v for v in values if v is not None]
+                    if values:
+                        per_seed.append(float(np.mean(values)))
+                if per_seed:
+                    std = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0
+                    cells.append(f"{np.mean(per_seed):.3f} ± {std:.3f}")
+                else:
+                    cells.append("—")
+            rows.append([name, task] + cells)
+    if not rows:
+        return ""
+    header = ["system", "task"] + [h for _, h in ROUTING]
+    return (
+        "### Routing, mean over the test sets\n\nbusiest expert: its share of "
+        "the frames (top-1); entropy of the expert shares / log E (1 = uniform); "
+        "speech/noise TV: total variation distance between the expert shares of "
+        "speech- and noise-dominated frames (0 = routed alike).\n\n"
+        + markdown_table(header, rows)
+    )
+
+
 def plot_column(cols: List[Column]) -> Optional[Column]:
     """The plotted metric: the first label task's headline (F1-macro)."""
     return next((c for c in cols if c[1].kind == "label"), cols[0] if cols else None)
@@ -297,6 +346,9 @@ def main(cmd=None):
         "",
         markdown(results, cols, args.alpha),
     ]
+    routed = routing_table(runs)
+    if routed:
+        text += ["", routed]
     plotted = plot_column(cols)
     if args.plot and plotted is not None:
         plot(results, plotted, args.plot)

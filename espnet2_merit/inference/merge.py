@@ -27,13 +27,14 @@ def read_shard_manifests(shards: Sequence[Path]) -> Dict:
         if not path.is_file():
             raise MeritInputError(f"{path}: no such file (did the shard's job finish?)")
         manifests.append(json.loads(path.read_text(encoding="utf-8")))
-    tasks = [m["tasks"] for m in manifests]
-    if any(t != tasks[0] for t in tasks):
+    # Everything but the file list (tasks, frame shift) is the model's.
+    common = [{k: v for k, v in m.items() if k != "files"} for m in manifests]
+    if any(c != common[0] for c in common):
         raise MeritInputError(
             f"shards {list(map(str, shards))} decoded different tasks"
         )
     files = sorted({f for m in manifests for f in m["files"]})
-    return {"tasks": tasks[0], "files": files}
+    return {**common[0], "files": files}
 
 
 def merge(
@@ -71,6 +72,7 @@ def merge(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         set_manifest = {
+            **manifest,
             "tasks": dict(manifest["tasks"]),
             "files": list(manifest["files"]),
         }

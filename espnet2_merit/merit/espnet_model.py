@@ -57,8 +57,8 @@ class ESPnetMeritModel(AbsESPnetModel):
             aux_loss_weights: The fusion's auxiliary loss name -> weight
                 (``model_conf.aux_loss_weights``): one number for every routed
                 task's term, or task -> weight. A name the fusion does not
-                compute, or a task it does not route, is an error; an unweighted
-                loss is reported only.
+                compute is an error, a task it does not route is ignored with a
+                warning; an unweighted loss is reported only.
             head_domain: "normalized" (the heads and waveform targets in the
                 normalised domain) or "raw" (the heads see the input as read).
         """
@@ -107,13 +107,16 @@ class ESPnetMeritModel(AbsESPnetModel):
             w = weights[name]
             if not isinstance(w, dict):
                 w = {t: float(w) for t in fusion.tasks}
-            bad = sorted(set(w) - set(fusion.tasks))
-            if bad:
-                raise MeritInputError(
-                    f"model_conf.aux_loss_weights.{name}: {bad} are not routed tasks "
-                    f"(the fusion routes {list(fusion.tasks)})"
+            # A task the config declares can be dropped by an override
+            # (--tasks se=null): its weight is left out, with a warning that
+            # also shows a misspelt name.
+            unused = sorted(set(w) - set(fusion.tasks))
+            if unused:
+                logger.warning(
+                    f"model_conf.aux_loss_weights.{name}: {unused} are not routed "
+                    f"tasks (the fusion routes {list(fusion.tasks)}): ignored"
                 )
-            out[name] = {t: float(v) for t, v in w.items()}
+            out[name] = {t: float(v) for t, v in w.items() if t in fusion.tasks}
         return out
 
     def normalized(
@@ -123,13 +126,15 @@ class ESPnetMeritModel(AbsESPnetModel):
         ``normalize``, each (B, 1) (None without ``normalize``)."""
         if self.normalize is None:
             return speech, None
-        x, _ = self.normalize(speech.unsqueeze(-1), speech_lengths)
-        affine = None
-        if hasattr(self.normalize, "affine"):
-            shift, scale = self.normalize.affine(speech.unsqueeze(-1), speech_lengths)
-            affine = (shift.reshape(-1, 1), scale.reshape(-1, 1))
-            affine = tuple(a.expand(speech.size(0), 1) for a in affine)
-        return x.squeeze(-1), affine
+        if not hasattr(self.normalize, "affine"):
+            x, _ = self.normalize(speech.unsqueeze(-1), speech_lengths)
+            return x.squeeze(-1), None
+        shift, scale = (
+            a.reshape(-1, 1).expand(speech.size(0), 1)
+            for a in self.normalize.affine(speech.unsqueeze(-1), speech_lengths)
+        )
+        x = (speech - shift) / scale * valid_mask(speech_lengths, speech.size(1))
+        return x, (shift, scale)
 
     def _to_heads(self, wav, lengths, affine) -> torch.Tensor:
         """A (B, N) waveform target in the heads' domain (padding zero): the
@@ -209,10 +214,10 @@ class ESPnetMeritModel(AbsESPnetModel):
             loss, stats (``<task>_loss``, each head's statistics as
             ``<task>_<name>``, the fusion's losses per task as
             ``<task>_<loss>``, expert-usage fractions ``<task>_expert<i>`` and
-            their normalised entropy ``<task>_usage_entropy``; in eval mode also
-            the whole-set statistics of ``espnet2_merit.scoring.selection``,
-            routing ones when the batch has a clean reference), batch size as
-            weight.
+            their normalised entropy ``<task>_usage_entropy`` (per batch; in
+            eval mode with a clean reference, over the whole set with the other
+            routing statistics); in eval mode also the whole-set statistics of
+            ``espnet2_merit.scoring.selection``), batch size as weight.
         """
         x, affine = self.normalized(speech, speech_lengths)
         fused, feats_lengths = self.encode(x, speech_lengths)
@@ -237,11 +242,13 @@ class ESPnetMeritModel(AbsESPnetModel):
             for task, value in per_task.items():
                 loss = loss + weights.get(task, 0.0) * value
                 stats[f"{task}_{name}"] = value.detach()
+        whole_set = not self.training and clean is not None and bool(fused.routes)
         for task, usage in fused.usage.items():
             for i, u in enumerate(usage):
                 stats[f"{task}_expert{i}"] = u.detach()
-            stats[f"{task}_usage_entropy"] = routing.usage_entropy(usage.detach())
-        if not self.training and clean is not None:
+            if not whole_set:  # else the whole-set value of the same name
+                stats[f"{task}_usage_entropy"] = routing.usage_entropy(usage.detach())
+        if whole_set:
             stats.update(self._routing_stats(fused, speech, clean))
         stats["loss"] = loss.detach()
         return force_gatherable((loss, stats, speech.size(0)), loss.device)

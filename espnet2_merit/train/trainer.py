@@ -60,7 +60,16 @@ class MeritTrainer(Trainer):
                 problems.append(str(e))
                 logger.warning(f"{e}; trying the previous checkpoint")
                 continue
-            model.load_state_dict(states["model"], strict=strict)
+            try:
+                model.load_state_dict(states["model"], strict=strict)
+            except RuntimeError as e:  # torch lists every mismatched tensor
+                detail = str(e).splitlines()[1:3]
+                raise MeritInputError(
+                    f"--resume: {path} does not fit the model the config builds "
+                    f"(was a size or a part changed?): {' '.join(detail).strip()}; "
+                    f"delete {path.parent}/checkpoint*.pth to train it from the "
+                    "start, or train into another --output_dir (recipe: --tag)"
+                ) from None
             reporter.load_state_dict(states["reporter"])
             for optimizer, state in zip(optimizers, states["optimizers"]):
                 optimizer.load_state_dict(state)

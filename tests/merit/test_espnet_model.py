@@ -85,6 +85,8 @@ def test_three_tasks_three_routers_whole_set_statistics(make_args, data_dirs):
     assert set(model.fusion.routers) == {"se", "ser", "attr"}
     with torch.no_grad():
         _, stats, _ = model(**_batch(data_dirs[0], _uids(data_dirs[0])[:4]))
+    # The whole-set entropy replaces the per-batch one (the same reporter key).
+    assert not [k for k in stats if k.endswith("_usage_entropy")]
     means = {k: float(v) for k, v in stats.items() if k.startswith(selection.PREFIX)}
     metrics = selection.set_metrics(means)
     routed = {"usage_entropy", "busiest_share", "speech_noise_tv", "speech_frames"}
@@ -190,9 +192,11 @@ def test_head_domain_maps_input_reference_and_output_alike(
         assert not torch.allclose(loud_wav.wav, 4 * quiet_wav.wav, atol=1e-3)
 
 
-def test_balance_weight_is_per_task_and_not_averaged(make_args, data_dirs):
-    one = MeritTask.build_model(make_args(SPARSE_TINY))
-    assert one.aux_loss_weights["balance_loss"] == {"se": 0.01, "ser": 0.01}
+def test_balance_weight_is_per_task_and_not_averaged(make_args, data_dirs, caplog):
+    one = MeritTask.build_model(
+        make_args(SPARSE_TINY, "--model_conf", "aux_loss_weights.balance_loss=0.02")
+    )
+    assert one.aux_loss_weights["balance_loss"] == {"se": 0.02, "ser": 0.02}
     args = make_args(
         SPARSE_TINY, "--model_conf", "aux_loss_weights.balance_loss={se: 0.0, ser: 0.5}"
     )
@@ -204,3 +208,9 @@ def test_balance_weight_is_per_task_and_not_averaged(make_args, data_dirs):
     expected += 0.5 * float(stats["ser_balance_loss"])
     expected += sum(0.001 * float(stats[f"{t}_z_loss"]) for t in ("se", "ser"))
     assert float(loss) == pytest.approx(expected, rel=1e-5)
+    # A task dropped by an override (or misspelt) is left out, with a warning.
+    dropped = make_args(SPARSE_TINY, "--tasks", "se=null")
+    assert MeritTask.build_model(dropped).aux_loss_weights["balance_loss"] == {
+        "ser": 0.05
+    }
+    assert "['se'] are not routed tasks" in caplog.text

@@ -46,6 +46,9 @@ def test_mini_recipe_end_to_end(tmp_path):
     for name in ("F1-macro", "CCC mean", "SSNR", "PESQ", "STOI", "unseen", "-5"):
         assert name in results, name
     assert "ATTR task" in results  # three routers: usage of each
+    # Routing statistics from the decoded routes (the merged manifest keeps the
+    # frame shift they need).
+    assert "| entropy | speech/noise TV |" in results
     # Step 2 starts from step 1's heads only (the release's protocol: a fresh MoE).
     command = (exp / "train.log").read_text().splitlines()[0]
     assert command.count("--init_param") == 1, command

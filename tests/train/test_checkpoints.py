@@ -111,6 +111,12 @@ def test_resume_is_weights_only_atomic_and_survives_a_torn_checkpoint(
     for k, v in reference.items():
         torch.testing.assert_close(again[k], v, msg=k)
 
+    # A config that changed a size: a clear error, not torch's tensor list.
+    wider = [*cmd, "--tasks", "se.head_conf.hidden_size=48", "--resume", "true"]
+    message = _run([*wider, "--max_epoch", "4"])
+    assert "does not fit the model the config builds" in message
+    assert "checkpoint*.pth" in message
+
 
 def test_atomic_save_keeps_the_previous_checkpoint(tmp_path):
     path = tmp_path / "checkpoint.pth"

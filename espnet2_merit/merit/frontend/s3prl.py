@@ -152,8 +152,8 @@ class S3prlMultiLayerFrontend(AbsMultiLayerFrontend):
                 padded frame past its end. False runs one padded batch: faster on
                 a GPU, slightly batch-dependent near utterance ends.
             input_norm: Whether the upstream layer-normalises each input
-                waveform (s3prl does for WavLM Large, as its pre-training did;
-                not for HuBERT Base). None keeps the upstream's setting; False
+                waveform (s3prl does for WavLM Large, as its pre-training did).
+                None keeps the upstream's setting; False
                 feeds the waveform as the model's ``normalize`` left it (the
                 authors' release: the globally z-normalised waveform).
         """

@@ -89,7 +89,9 @@ class AbsTaskHead(torch.nn.Module, ABC):
         Args:
             feats: (B, T, D) the task's fused features, zero past the lengths.
             feats_lengths: (B,).
-            speech: (B, N) the noisy input waveforms (not normalised).
+            speech: (B, N) the noisy input waveforms in the heads' domain
+                (``model_conf.head_domain``: normalised like the frontend's
+                input, or as read); a waveform target arrives in the same one.
             speech_lengths: (B,).
         """
 
