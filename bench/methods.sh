@@ -8,7 +8,7 @@
 # SSL frozen, then step 2) for several seeds, decoded and scored on every test SNR
 # and noise set, then tabulated by bench/methods_table.py.
 #
-#   bash bench/methods.sh                    # 56 min on 2 cores
+#   bash bench/methods.sh                    # 60 min on 2 cores
 #   bash bench/methods.sh --seeds "7" --step2_epochs 2   # a quick look
 #
 # Runs in the mini recipe's directory with its own --expdir, so the corpus (stages

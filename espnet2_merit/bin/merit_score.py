@@ -68,6 +68,12 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--decode_dir", type=Path, help="With --results: default <exp>/decode"
     )
+    parser.add_argument(
+        "--results_note",
+        type=Path,
+        help="With --results: a markdown file shown under 'About these results' "
+        "(a recipe's note on what its results can and cannot show)",
+    )
     add_log_level(parser)
     return parser
 
@@ -80,7 +86,12 @@ def main(cmd=None):
         from espnet2_merit.scoring.set_scoring import one_line, score_set, up_to_date
 
         if args.results is not None:
-            print(write_results(args.results, args.decode_dir))
+            note = None
+            if args.results_note is not None:
+                if not args.results_note.is_file():
+                    parser.error(f"--results_note: no such file {args.results_note}")
+                note = args.results_note.read_text(encoding="utf-8")
+            print(write_results(args.results, args.decode_dir, note))
             out = results_dir(args.results, args.decode_dir) / "RESULTS.md"
             logger.info(f"wrote {out}")
             return

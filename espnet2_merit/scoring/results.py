@@ -151,10 +151,13 @@ def results_dir(exp_dir: Path, decode_dir: Optional[Path] = None) -> Path:
     return Path(decode_dir)
 
 
-def write_results(exp_dir: Path, decode_dir: Optional[Path] = None) -> str:
+def write_results(
+    exp_dir: Path, decode_dir: Optional[Path] = None, note: Optional[str] = None
+) -> str:
     """Collect the scored sets of an experiment into ``RESULTS.md`` (and
-    expert-usage images under ``images/``) of :func:`results_dir`. Returns the
-    tables."""
+    expert-usage images under ``images/``) of :func:`results_dir`, with ``note``
+    (markdown: what a recipe's results can and cannot show) under "About these
+    results". Returns the tables."""
     exp_dir = Path(exp_dir)
     out_dir = results_dir(exp_dir, decode_dir)
     decode_dir = Path(decode_dir) if decode_dir else exp_dir / "decode"
@@ -217,6 +220,7 @@ def write_results(exp_dir: Path, decode_dir: Optional[Path] = None) -> str:
         f"- espnet2_merit: `{_version()}`, python `{sys.version.split()[0]}`",
         f"- scored sets: {len(summaries)} (`{decode_dir}/<set>/score/`)",
         "",
+        *(["## About these results", "", note.strip(), ""] if note else []),
         "## Metrics",
         "",
         *metric_lines,

@@ -520,10 +520,13 @@ def test_results_md(scored, tmp_path, capsys):
         summary = json.loads(path.read_text())
         summary["tasks"]["ser"]["scores"]["f1_macro"] = f1[name] = 0.1 * (i + 1)
         path.write_text(json.dumps(summary))
-    merit_score.main(["--results", str(exp)])
+    note = tmp_path / "note.md"
+    note.write_text("A miniature: it cannot show accuracy.\n")
+    merit_score.main(["--results", str(exp), "--results_note", str(note)])
     printed = capsys.readouterr().out
     text = (exp / "RESULTS.md").read_text()
     assert "# RESULTS: sparse" in text and "- date: `" in text
+    assert "## About these results\n\nA miniature: it cannot show" in text
     assert "Segmental SNR" in text and "ALL frames" in text
     tables = _parse_tables(text)
     seen = tables["test1, seen noise"]

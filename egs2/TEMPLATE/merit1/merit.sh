@@ -95,6 +95,8 @@ inference_tag=""       # decode dir name under the experiment; default: decode, 
                        # decode_enh_<enh_exp name> with --enh_exp
 
 # Stage 10: scoring
+results_note=""       # markdown file shown at the top of RESULTS.md (what the
+                      # recipe's results can and cannot show)
 submission_format=""   # a challenge format (msp_podcast): submission files for
                        # the tasks of sets without references
 
@@ -130,6 +132,7 @@ Options (default in brackets):
   --fs / --min_sec / --max_sec   Sampling rate, training durations [${fs} / ${min_sec} / ${max_sec}]
   --train_set / --valid_set / --test_sets   Data sets [${train_set} / ${valid_set} / "${test_sets}"]
   --clean_test_sets         Test sets decoded without added noise ["${clean_test_sets}"]
+  --results_note            Markdown file shown at the top of RESULTS.md ["${results_note}"]
   --submission_format       Submission files for sets without labels (msp_podcast) ["${submission_format}"]
   --step1_config / --step1_args   Step 1 (SSL frozen) ["${step1_config}" / "${step1_args}"]
   --train_config / --train_args   Step 2 (joint) ["${train_config}" / "${train_args}"]
@@ -503,7 +506,9 @@ if run_stage 10; then
     done
     [ -n "${submission_format}" ] && _opts+=(--submission "${submission_format}")
     ${python} -m espnet2_merit.bin.merit_score "${_opts[@]}" --nj "${nj}"
-    ${python} -m espnet2_merit.bin.merit_score --results "${exp}" --decode_dir "${decode_dir}"
+    _note=()
+    [ -n "${results_note}" ] && _note=(--results_note "${results_note}")
+    ${python} -m espnet2_merit.bin.merit_score --results "${exp}" --decode_dir "${decode_dir}" "${_note[@]}"
 fi
 
 if run_stage 11; then

@@ -22,5 +22,6 @@ train_config=conf/tuning/train_sparse_merit_tiny.yaml
     --train_config "${train_config}" \
     --step1_args "--freeze_param frontend.upstream --max_epoch 3" \
     --train_args "--max_epoch 10" \
+    --results_note local/results_note.md \
     --ngpu 0 --nj 2 --inference_nj 2 \
     "$@"
