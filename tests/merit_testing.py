@@ -1,9 +1,14 @@
 """Constants and helpers shared by the tests (on the path via setup.cfg)."""
 
 import importlib.util
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable, List
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -51,3 +56,23 @@ def copy_recipe(recipe: Path, dst: Path) -> Path:
         link.unlink()
         link.symlink_to(target)
     return dst
+
+
+def kill_when(cmd: List[str], cwd: Path, ready: Callable[[], bool], timeout=300):
+    """Start ``cmd`` (its standard error in ``cwd/kill.log``), SIGKILL its process
+    group once ``ready()`` holds; returns whether it was killed before it finished
+    (else the test would check nothing)."""
+    with open(cwd / "kill.log", "w") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log,
+            start_new_session=True,
+        )  # fmt: skip
+    deadline = time.time() + timeout
+    while proc.poll() is None and time.time() < deadline:
+        if ready():
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.02)
+    proc.wait()
+    return False

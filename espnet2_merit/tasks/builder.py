@@ -366,6 +366,7 @@ def build_model(args: argparse.Namespace) -> ESPnetMeritModel:
     # whatever --seed says.
     with preserved_rng():
         frontend = frontend_class(fs=args.fs, **frontend_conf)
+    frontend.freeze_unreachable()  # parameters DDP would wait for in vain
 
     normalize_class = _choice(normalize_choices, args.normalize, "normalize")
     normalize = None

@@ -228,6 +228,9 @@ class MeritTask(AbsTask):
     @classmethod
     def main(cls, args: Optional[argparse.Namespace] = None, cmd=None):
         force_weights_only()  # before anything loads a checkpoint
+        if args is None:
+            args = cls.get_parser().parse_args(cmd)
+        check_distributed(args)
         super().main(args=args, cmd=cmd)
 
     @classmethod
@@ -299,6 +302,35 @@ class MeritTask(AbsTask):
     ) -> Tuple[ESPnetMeritModel, argparse.Namespace]:
         return builder.build_model_from_file(
             config_file, model_file, device, allow_random_init
+        )
+
+
+TORCHRUN = "torchrun --nproc_per_node N -m espnet2_merit.bin.merit_train --ngpu 0 ..."
+
+
+def check_distributed(args: argparse.Namespace) -> None:
+    """CPU data parallelism the way ESPnet can run it.
+
+    ESPnet's ``--multiprocessing_distributed`` spawns one process per GPU, so
+    with ``--ngpu 0`` it spawns none and reads ``--dist_world_size`` as a number
+    of *nodes* (its error then asks for ``--dist_rank``). On CPU the processes
+    come from an external launcher (torchrun, or srun with ``--dist_launcher
+    slurm``), and the backend must be gloo: NCCL, ESPnet's default, needs GPUs.
+    """
+    if args.ngpu > 0:
+        return
+    if args.dist_backend == "nccl":
+        args.dist_backend = "gloo"
+    launched = (
+        args.dist_launcher is not None
+        or args.dist_rank is not None
+        or "RANK" in os.environ
+    )
+    if args.multiprocessing_distributed and not launched:
+        raise MeritInputError(
+            "--multiprocessing_distributed true spawns one process per GPU and "
+            "--ngpu 0 has none: on CPU start the processes with torchrun "
+            f"({TORCHRUN}; README: Training on several GPUs or CPUs)"
         )
 
 

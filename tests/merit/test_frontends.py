@@ -79,6 +79,31 @@ def test_gradients_reach_the_trainable_parts_but_not_the_padding(frontend):
         assert batch.grad[1, 11111:].abs().sum() == 0
 
 
+def test_freeze_unreachable_leaves_exactly_the_parameters_that_learn(frontend):
+    fe, _, _ = frontend
+    fe.train()
+    state = torch.get_rng_state()
+    fe.freeze_unreachable()
+    assert torch.equal(torch.get_rng_state(), state)  # no dropout drawn
+    assert all(m.training for m in fe.modules())  # modes restored
+    _, batch, lengths = _pair()
+    feats, _ = fe(batch.clone().requires_grad_(), lengths)
+    feats.sum().backward()
+    for name, p in fe.named_parameters():
+        assert (p.grad is not None) == p.requires_grad, name
+
+
+def test_s3prl_layers_above_the_last_kept_are_frozen(tiny_wavlm):
+    fe = S3prlMultiLayerFrontend(
+        upstream="wavlm_local", path_or_url=str(tiny_wavlm), layers=[0, 1]
+    )
+    fe.freeze_unreachable()
+    frozen = {n for n, p in fe.named_parameters() if not p.requires_grad}
+    assert any("encoder.layers.1." in n for n in frozen)
+    assert not any("encoder.layers.0." in n for n in frozen)
+    assert any("feature_extractor" in n for n in frozen)
+
+
 def test_s3prl_fast_padding_keeps_shapes(tiny_wavlm):
     fe = S3prlMultiLayerFrontend(
         upstream="wavlm_local", path_or_url=str(tiny_wavlm), exact_padding=False

@@ -3,20 +3,16 @@ completes, trusts nothing half-written, and its outputs are byte-identical to an
 uninterrupted run's (training: the same final checkpoint after ``--resume``)."""
 
 import importlib
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import numpy as np
 import pytest
 import soundfile
 import torch
-from merit_testing import SPARSE_TINY, data_args
+from merit_testing import SPARSE_TINY, data_args, kill_when
 
 from espnet2_merit.utils.synthetic import make_data_dir
 
@@ -31,26 +27,6 @@ def _run(cmd: List[str]):
         importlib.import_module(module).main(args)
     except SystemExit as e:
         assert e.code in (None, 0), f"{module} exited with {e.code}"
-
-
-def _kill_when(cmd: List[str], cwd: Path, ready: Callable[[], bool], timeout=300):
-    """Start ``cmd`` (its standard error in ``cwd/kill.log``), SIGKILL its process
-    group once ``ready()`` holds; returns whether it was killed before it finished
-    (else the test would check nothing)."""
-    with open(cwd / "kill.log", "w") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log,
-            start_new_session=True,
-        )  # fmt: skip
-    deadline = time.time() + timeout
-    while proc.poll() is None and time.time() < deadline:
-        if ready():
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return True
-        time.sleep(0.02)
-    proc.wait()
-    return False
 
 
 def _files(root: Path) -> Dict[str, bytes]:
@@ -92,7 +68,7 @@ def test_noise_simulation(clean_dir, noise_scp, tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "out"
     _run(_simulate(clean_dir, noise_scp, ref))
     wavs = out / "wavs"
-    killed = _kill_when(
+    killed = kill_when(
         _simulate(clean_dir, noise_scp, out), tmp_path,
         lambda: wavs.is_dir() and len(list(wavs.glob("*.wav"))) >= 3,
     )  # fmt: skip
@@ -110,7 +86,7 @@ def test_audio_formatting(clean_dir, tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "out"
     _run(_format(clean_dir, ref))
     audio = out / "data" / "wav"
-    killed = _kill_when(
+    killed = kill_when(
         _format(clean_dir, out), tmp_path,
         lambda: audio.is_dir() and len(list(audio.glob("*.wav"))) >= 3,
     )  # fmt: skip
@@ -131,7 +107,7 @@ def test_inference(trained_exp, clean_dir, tmp_path):
     scp = clean_dir / "wav.scp"
     _run(_decode(trained_exp, scp, ref))
     wavs = out / "wavs" / "se"
-    killed = _kill_when(
+    killed = kill_when(
         _decode(trained_exp, scp, out), tmp_path,
         lambda: wavs.is_dir() and len(list(wavs.glob("*.wav"))) >= 2,
     )  # fmt: skip
@@ -156,7 +132,7 @@ def test_scoring(trained_exp, clean_dir, tmp_path):
     out = tmp_path / "out"
     log = tmp_path / "kill.log"
     # Killed while the SE metrics are computed (their progress bar is on stderr).
-    killed = _kill_when(score(out), tmp_path, lambda: "SE metrics" in log.read_text())
+    killed = kill_when(score(out), tmp_path, lambda: "SE metrics" in log.read_text())
     assert killed and not (out / "summary.json").exists()
     _run(score(out))
     ours, theirs = _files(out), _files(tmp_path / "ref")
@@ -177,7 +153,7 @@ def test_training_resumes_to_the_same_checkpoint(tiny_wavlm, data_dirs, tmp_path
 
     _run(train(tmp_path / "ref"))
     out = tmp_path / "out"
-    killed = _kill_when(train(out), tmp_path, lambda: (out / "1epoch.pth").exists())
+    killed = kill_when(train(out), tmp_path, lambda: (out / "1epoch.pth").exists())
     assert killed and not (out / "2epoch.pth").exists()
     _run(train(out))
     ref = torch.load(tmp_path / "ref" / "2epoch.pth", weights_only=True)

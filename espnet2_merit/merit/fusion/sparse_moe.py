@@ -105,6 +105,10 @@ class SparseMoEFusion(AbsFusion):
         self.routers = torch.nn.ModuleDict(
             {t: torch.nn.Linear(in_size, num_experts) for t in self.tasks}
         )
+        if router_grad == "none":
+            # Random routers that nothing trains: no optimizer or DDP reduction
+            # should wait for their (never computed) gradients.
+            self.routers.requires_grad_(False)
 
     def output_size(self) -> int:
         return self._output_size
@@ -181,9 +185,10 @@ class SparseMoEFusion(AbsFusion):
         # One gather for all experts: its backward is a single index_add, several
         # times faster on CPU than one advanced-indexing gather per expert.
         grouped = tokens.index_select(0, frame_ids).split(counts)
-        outputs = [
-            expert(x) for expert, x in zip(self.experts, grouped) if x.size(0) > 0
-        ]
+        # An expert that got no frames still runs (on zero rows, nearly free) so
+        # that its parameters stay in the graph with a zero gradient: under DDP a
+        # parameter left out on one rank stalls the gradient reduction.
+        outputs = [expert(x) for expert, x in zip(self.experts, grouped)]
         pairs = torch.cat(outputs)  # (P, D_out), one row per distinct pair
         slot = torch.full_like(chosen, -1, dtype=torch.long)
         slot[expert_ids, frame_ids] = torch.arange(len(frame_ids), device=slot.device)

@@ -48,6 +48,9 @@ def test_shapes_padding_and_backward(name):
     loss.backward()
     assert feats.grad[1, 5:].abs().sum() == 0  # padding gets no gradient
     assert feats.grad[:, :5].abs().sum() > 0
+    # DDP reduces every trainable parameter: each must get a gradient.
+    for param_name, p in fusion.named_parameters():
+        assert (p.grad is not None) == p.requires_grad, param_name
 
 
 @pytest.mark.parametrize("name", FUSIONS)

@@ -117,9 +117,27 @@ def test_router_grad_none_gives_routers_nothing():
     assert out.losses == {}
     (out.features["se"].pow(2).sum() + out.features["ser"].sum()).backward()
     for task in ("se", "ser"):
-        grad = fusion.routers[task].weight.grad
-        assert grad is None or grad.abs().sum() == 0
+        assert fusion.routers[task].weight.grad is None
+    assert not any(p.requires_grad for p in fusion.routers.parameters())
     assert any(e[0].weight.grad is not None for e in fusion.experts)
+
+
+def test_an_expert_without_frames_gets_a_zero_gradient():
+    """Under DDP every rank must reduce every expert's gradient, also on a batch
+    that routes no frame to it."""
+    fusion = _fusion()
+    with torch.no_grad():
+        for router in fusion.routers.values():
+            router.bias.copy_(torch.tensor([50.0, 0.0, 0.0, 0.0]))
+    rows = _count_rows(fusion)
+    out = fusion(*_inputs())
+    (out.features["se"].sum() + out.features["ser"].sum()).backward()
+    assert rows[1:] == [0, 0, 0]
+    for expert in fusion.experts[1:]:
+        assert all(
+            p.grad is not None and p.grad.abs().sum() == 0 for p in expert.parameters()
+        )
+    assert fusion.experts[0][0].weight.grad.abs().sum() > 0
 
 
 def test_balance_loss_hand_made_example():
