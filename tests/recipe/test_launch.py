@@ -1,7 +1,7 @@
-"""The recipe's own infrastructure: option parser, job runner, key splitting."""
+"""The recipe's own infrastructure: option parser, local job runner, key splitting
+(the Slurm backend: test_slurm.py)."""
 
 import os
-import stat
 import subprocess
 from pathlib import Path
 
@@ -87,38 +87,6 @@ def test_single_job_and_multi_node_needs_slurm(tmp_path):
     assert "hi" in (tmp_path / "one.log").read_text()
     with pytest.raises(SystemExit, match="--num_nodes > 1 needs --backend slurm"):
         launch(["--num_nodes", "2", str(tmp_path / "x.log"), "true"])
-
-
-def test_slurm_backend_submits_one_array(tmp_path, monkeypatch):
-    # A stand-in sbatch that runs each array task of the script in turn.
-    fake = tmp_path / "bin" / "sbatch"
-    fake.parent.mkdir()
-    fake.write_text(
-        "#!/usr/bin/env bash\n"
-        'echo "$@" > "$(dirname "$0")/args"\n'
-        'script="${@: -1}"\n'
-        'range=$(sed -n "s/^#SBATCH --array=//p" "$script")\n'
-        "for i in $(seq ${range%-*} ${range#*-}); do\n"
-        '  SLURM_ARRAY_TASK_ID=$i bash "$script"\n'
-        "done\n"
-    )
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    launch(["--backend", "slurm", "--gpu", "2", "--slurm_opt=--partition=gpu",
-            "JOB=1:2", str(tmp_path / "logs" / "train.JOB.log"),
-            "bash", "-c", 'echo "task $1"', "x", "JOB",
-            ])  # fmt: skip
-    assert "--wait --partition=gpu" in (fake.parent / "args").read_text()
-    launch(["--backend", "slurm", "JOB=3:4", str(tmp_path / "logs" / "t.JOB.log"),
-            "touch", str(tmp_path / "it's JOB.txt")])  # fmt: skip
-    script = (tmp_path / "logs" / "q" / "train.sh").read_text()
-    assert "#SBATCH --array=1-2" in script and "#SBATCH --gres=gpu:2" in script
-    assert "OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}" in script
-    for job in (1, 2):
-        log = (tmp_path / "logs" / f"train.{job}.log").read_text()
-        assert f"task {job}" in log and "# Ended (code 0)" in log
-    # JOB in a plain argument (no shell in between), quotes kept.
-    assert (tmp_path / "it's 3.txt").exists() and (tmp_path / "it's 4.txt").exists()
 
 
 def test_split_keys(tmp_path):

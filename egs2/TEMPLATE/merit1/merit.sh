@@ -40,6 +40,7 @@ stage=1
 stop_stage=13
 skip_stages=""       # e.g. "11 13"
 nj=4                 # parallel jobs for data preparation, statistics, scoring
+                     # (and the CPUs of the one job of stages 1-5 and 10)
 inference_nj=4       # parallel inference jobs
 ngpu=0               # GPUs for training (0: CPU)
 num_nodes=1          # nodes for training (ESPnet's multi-node launcher)
@@ -182,6 +183,31 @@ run_stage() {  # run_stage N: is stage N selected?
     [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ] && [[ " ${skip_stages} " != *" $1 "* ]]
 }
 
+# Stages 1-5 and 10 run their work as one job of ${train_cmd} (on Slurm, one job on
+# a CPU node with ${nj} CPUs; locally, on this machine): the stage adds its commands
+# in order to a job script beside the log (LOG with .sh for .log) and runs it. The
+# log traces every command; the first failure ends the job and fails the stage,
+# naming the log. Done-markers are written inside the job, after the outputs.
+job_begin() {  # job_begin LOG: start an empty job script
+    _job_log=$1
+    _job_script=${1%.log}.sh
+    _job_cmds=0
+    mkdir -p "$(dirname "${_job_script}")"
+    printf '%s\n' '#!/usr/bin/env bash' 'set -euo pipefail' \
+        ". $(printf '%q' "${here}/scripts/utils/done_marker.sh")" 'set -x' \
+        > "${_job_script}"
+}
+job_add() {  # job_add COMMAND [ARG...]: append one command to the job, quoted
+    { printf '%q ' "$@"; echo; } >> "${_job_script}"
+    _job_cmds=$((_job_cmds + 1))
+}
+job_run() {  # job_run: run the job script as one job (none when it is empty)
+    [ "${_job_cmds}" -gt 0 ] || return 0
+    log "one job (${_job_cmds} commands), log: ${_job_log}"
+    ${train_cmd} --num_threads "${nj}" "${_job_log}" bash "${_job_script}"
+}
+prep_logdir=${dumpdir}/log  # the logs (and job scripts) of stages 1-5
+
 # Names derived from the options
 if [ -z "${tag}" ]; then
     tag=$(basename "${train_config}" .yaml)
@@ -242,9 +268,11 @@ if run_stage 1; then
         log "skip: ${datadir} is prepared with these options"
     else
         log "$(done_reason "${datadir}/.done"): preparing"
+        job_begin "${prep_logdir}/data_prep.log"
         # shellcheck disable=SC2086
-        local/data.sh ${local_data_opts}
-        mark_done "${datadir}/.done" "${_fp}"
+        job_add local/data.sh ${local_data_opts}
+        job_add mark_done "${datadir}/.done" "${_fp}"
+        job_run
     fi
 fi
 
@@ -253,32 +281,35 @@ if run_stage 2 && [ "${simulate_noise}" != true ]; then
 elif run_stage 2; then
     log "Stage 2: noise simulation: train/dev at ${train_snr} dB, tests at ${test_snrs} dB (${noise_sets})"
     [ -z "${noise_seen_dirs}" ] && { log "error: --noise_seen_dirs is empty (set it in db.sh)"; exit 2; }
-    ${python} -m espnet2_merit.bin.merit_prepare_noise --seen_dirs "${noise_seen_dirs}" \
+    job_begin "${prep_logdir}/noise_sim.log"
+    job_add ${python} -m espnet2_merit.bin.merit_prepare_noise --seen_dirs "${noise_seen_dirs}" \
         --unseen_dirs "${noise_unseen_dirs}" --outdir "${datadir}/noise" \
         --dev_ratio "${noise_dev_ratio}" --test_ratio "${noise_test_ratio}" --seed "${sim_seed}"
     snr_opts() { if [[ $1 == *:* ]]; then echo "--snr_range ${1%%:*} ${1##*:}"; else echo "--snr $1"; fi; }
     # shellcheck disable=SC2046
-    ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${train_set}" \
+    job_add ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${train_set}" \
         --noise_scp "${datadir}/noise/train.scp" $(snr_opts "${train_snr}") \
         --outdir "${datadir}/${train_sim}" --seed "${sim_seed}" --nj "${nj}"
     # shellcheck disable=SC2046
-    ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${valid_set}" \
+    job_add ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${valid_set}" \
         --noise_scp "${datadir}/noise/dev.scp" $(snr_opts "${train_snr}") \
         --outdir "${datadir}/${valid_sim}" --seed "$((sim_seed + 1))" --nj "${nj}"
     for dset in ${test_sets}; do
         for noise in ${noise_sets}; do
             for snr in ${test_snrs}; do
-                ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${dset}" \
+                job_add ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${dset}" \
                     --noise_scp "${datadir}/noise/test_${noise}.scp" --snr "${snr}" \
                     --outdir "${datadir}/${dset}_${noise}_snr${snr}" \
                     --seed "$((sim_seed + 2))" --nj "${nj}"
             done
         done
     done
+    job_run
 fi
 
 if run_stage 3; then
     log "Stage 3: audio formatting: ${fs} Hz mono into ${dumpdir}/raw/org"
+    job_begin "${prep_logdir}/format_wav.log"
     for dset in "${train_sim}" "${valid_sim}" "${test_sim[@]}"; do
         _out=${dumpdir}/raw/org/${dset}
         # The set's files, and the markers of the stages that wrote its audio (their
@@ -289,17 +320,19 @@ if run_stage 3; then
             log "skip: ${_out}"
             continue
         fi
-        rm -rf "${_out}"
-        ${python} -m espnet2_merit.bin.merit_format_wav --fs "${fs}" --nj "${nj}" \
+        job_add rm -rf "${_out}"
+        job_add ${python} -m espnet2_merit.bin.merit_format_wav --fs "${fs}" --nj "${nj}" \
             "${datadir}/${dset}" "${_out}"
-        mark_done "${_out}/.done" "${_fp}"
+        job_add mark_done "${_out}/.done" "${_fp}"
     done
+    job_run
 fi
 
 if run_stage 4; then
     log "Stage 4: duration filtering of ${train_sim} and ${valid_sim}: ${min_sec}-${max_sec} s (test sets are kept whole)"
     # A set whose input and options are unchanged is kept as it is (with the
     # noisy-input scores cached in it by stage 10).
+    job_begin "${prep_logdir}/filter.log"
     for dset in "${train_sim}" "${valid_sim}" "${test_sim[@]}"; do
         _out=${dumpdir}/raw/${dset}
         _filter=true
@@ -309,25 +342,28 @@ if run_stage 4; then
             log "skip: ${_out}"
             continue
         fi
-        rm -rf "${_out}.tmp"
+        job_add rm -rf "${_out}.tmp"
         if [ "${_filter}" = true ]; then
-            ${python} -m espnet2_merit.bin.merit_filter --min_sec "${min_sec}" \
+            job_add ${python} -m espnet2_merit.bin.merit_filter --min_sec "${min_sec}" \
                 --max_sec "${max_sec}" --fs "${fs}" "${dumpdir}/raw/org/${dset}" "${_out}.tmp"
         else
-            cp -r "${dumpdir}/raw/org/${dset}" "${_out}.tmp"
+            job_add cp -r "${dumpdir}/raw/org/${dset}" "${_out}.tmp"
         fi
-        mark_done "${_out}.tmp/.done" "${_fp}"
-        rm -rf "${_out}"
-        mv "${_out}.tmp" "${_out}"
+        job_add mark_done "${_out}.tmp/.done" "${_fp}"
+        job_add rm -rf "${_out}"
+        job_add mv "${_out}.tmp" "${_out}"
     done
+    job_run
 fi
 
 if run_stage 5; then
     log "Stage 5: label list and class statistics: ${emotion_list}"
-    ${python} -m espnet2_merit.bin.merit_labels --emotion_list "${datadir}/emotion_list" \
+    job_begin "${prep_logdir}/labels.log"
+    job_add ${python} -m espnet2_merit.bin.merit_labels --emotion_list "${datadir}/emotion_list" \
         --train_dir "${dumpdir}/raw/${train_sim}" \
         --check_dirs "${dumpdir}/raw/${valid_sim}" "${test_sim[@]/#/${dumpdir}/raw/}" \
         --outdir "${dumpdir}/raw"
+    job_run
 fi
 
 if run_stage 6; then
@@ -390,14 +426,20 @@ train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS [INPUT...]: one training r
         log "$(done_reason "${out}/.done"): training again, resuming from its checkpoint"
     fi
     mkdir -p "${out}"
-    # One node: ESPnet spawns one process per GPU itself. Several nodes (Slurm): one
-    # srun task per node, ranks from Slurm, rendezvous through a shared file.
+    # One node: ESPnet spawns one process per GPU itself. Several nodes (Slurm, as
+    # ESPnet's launch.py does it): one job of ${num_nodes} nodes with one task each
+    # and ${ngpu} GPUs per node; srun starts the tasks, each spawns a process per
+    # GPU, ranks from Slurm (node rank SLURM_NODEID, world size ngpu x nodes),
+    # rendezvous through a new file on the shared disk (a stale one would hang it).
     local launch=() dist=()
     if [ "${num_nodes}" -gt 1 ]; then
+        rm -f "${out}"/.dist_init.*
         launch=(srun --export=ALL)
         dist=(--multiprocessing_distributed true --dist_launcher slurm
-              --dist_init_method "file://$(pwd)/${out}/.dist_init.$$")
+              --dist_init_method "file://$(cd "${out}" && pwd)/.dist_init.$$")
         [ "${ngpu}" -eq 0 ] && dist+=(--dist_backend gloo)
+    elif [ "${ngpu}" -gt 1 ]; then
+        dist=(--multiprocessing_distributed true)  # else ESPnet uses DataParallel
     fi
     log "training ${config} -> ${out} (log: ${out}/train.log)"
     # shellcheck disable=SC2046,SC2086
@@ -497,18 +539,21 @@ fi
 
 if run_stage 10; then
     log "Stage 10: scoring -> ${results_md}"
-    # One process for all sets (imports paid once). merit_score itself skips a set
-    # whose scores are current: same inputs (content hashes), same metrics.
+    # One job, one process for all sets (imports paid once). merit_score itself
+    # skips a set whose scores are current: same inputs (content hashes), same metrics.
+    job_begin "${decode_dir}/log/score.log"
     _opts=()
     for dset in "${test_sim[@]}"; do
         _opts+=(--ref_dir "${dumpdir}/raw/${dset}" --hyp_dir "${decode_dir}/${dset}"
                 --out_dir "${decode_dir}/${dset}/score")
     done
     [ -n "${submission_format}" ] && _opts+=(--submission "${submission_format}")
-    ${python} -m espnet2_merit.bin.merit_score "${_opts[@]}" --nj "${nj}"
+    job_add ${python} -m espnet2_merit.bin.merit_score "${_opts[@]}" --nj "${nj}"
     _note=()
     [ -n "${results_note}" ] && _note=(--results_note "${results_note}")
-    ${python} -m espnet2_merit.bin.merit_score --results "${exp}" --decode_dir "${decode_dir}" "${_note[@]}"
+    job_add ${python} -m espnet2_merit.bin.merit_score --results "${exp}" \
+        --decode_dir "${decode_dir}" "${_note[@]}"
+    job_run
 fi
 
 if run_stage 11; then
