@@ -40,6 +40,7 @@ from espnet2_merit.utils.datadir import (
 PROG = "merit_format_wav"
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 logger = logging.getLogger(PROG)
+_WORKER = [False]  # whether this process is one of --nj workers
 
 
 class Job(NamedTuple):
@@ -75,6 +76,8 @@ def format_one(job: Job) -> Result:
         import torch
         import torchaudio
 
+        if _WORKER[0]:  # one thread per process: --nj processes fill the cores
+            torch.set_num_threads(1)
         wav = torchaudio.functional.resample(
             torch.from_numpy(wav), orig_freq=rate, new_freq=job.fs
         ).numpy()
@@ -88,9 +91,10 @@ def format_one(job: Job) -> Result:
 
 
 def _worker_init():
-    import torch
-
-    torch.set_num_threads(1)  # --nj processes already fill the cores
+    # torch is imported only when a file must be resampled: a set of files that
+    # are already mono wavs at --fs costs each worker no torch import (seconds
+    # and hundreds of MB per worker and set).
+    _WORKER[0] = True
 
 
 def format_dir(in_dir: Path, out_dir: Path, fs: int, nj: int = 1) -> Dict[str, int]:
