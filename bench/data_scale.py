@@ -22,8 +22,8 @@ its ratio to the smallest N, and the marginal time and RSS per utterance between
 consecutive sizes (fixed costs cancel out).
 
 The bookkeeping, each operation in a fresh process, the time of the call alone
-(no imports), then the peak of what the call allocates (a second call under
-tracemalloc): splitting ``all.scp`` (keys ``<set>__<utt>``) into 8 inference
+(no imports; the median of repeated warm calls), then the peak of what a call
+allocates (tracemalloc): splitting ``all.scp`` (keys ``<set>__<utt>``) into 8 inference
 shards (``recipe.split.split_keys``, stage 9), merging the 8 shards of two test
 sets back into decode directories (``inference.merge.merge``; the shards are
 written by ``inference.decode_dir.write_result`` and ``manifest``, as a decode
@@ -79,6 +79,7 @@ SETS = ("test1_seen_snr-5", "test1_unseen_snr-5")
 CLASSES = ("A", "S", "H", "N")
 ATTRIBUTES = ("arousal", "valence", "dominance")
 FRAMES = 50  # routing frames of a 1 s utterance at 50 Hz
+MIN_CALLS, MIN_TIMED_SEC = 3, 0.5  # timed calls per operation run, after a warm one
 OPERATIONS = {
     "split": "split all.scp into 8 shards (stage 9)",
     "merge": "merge 8 decode shards into 2 sets (stage 9)",
@@ -345,8 +346,9 @@ def make_bookkeeping(d: Path, n: int, seed: int = 0) -> None:
 
 def operation(name: str, d: Path) -> Dict:
     """Run one operation on the inputs in ``d`` (in this fresh process, which
-    imports what the operation's command imports): seconds of the call, peak RSS
-    of the process and the peak of what the call allocates (MB, tracemalloc)."""
+    imports what the operation's command imports): seconds of a call (the median
+    of at least MIN_CALLS calls and MIN_TIMED_SEC seconds, after a warm-up call)
+    and the peak of what one call allocates (MB, tracemalloc)."""
     import tracemalloc
 
     cache = d / "cache_ref"
@@ -401,9 +403,16 @@ def operation(name: str, d: Path) -> Dict:
 
     else:
         raise ValueError(f"unknown operation {name!r}")
-    start = time.perf_counter()
-    call()
-    seconds = time.perf_counter() - start
+    call()  # warm: the file cache, matplotlib's first figure
+    times: List[float] = []
+    begin = time.perf_counter()
+    while len(times) < MIN_CALLS or (
+        time.perf_counter() - begin < MIN_TIMED_SEC and len(times) < 100
+    ):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
     # Again under tracemalloc (slower, so not timed): what the call allocates
     # (Python objects and numpy arrays), whatever the imports took.
     tracemalloc.start()
@@ -612,9 +621,10 @@ def main():
     if args.bookkeeping_sizes:
         lines += [
             f"Bookkeeping on N entries (each operation in a fresh process that "
-            f"imports what its command imports; the call alone is timed, then run "
-            f"again under tracemalloc for what it allocates; {args.op_repeats} "
-            "runs, median (min-max)):",
+            f"imports what its command imports; the call alone is timed: the "
+            f"median of at least {MIN_CALLS} calls and {MIN_TIMED_SEC:g} s after a "
+            "warm-up call; then one call under tracemalloc for what it allocates; "
+            f"{args.op_repeats} runs, median (min-max)):",
             "",
             operation_table(ops),
             "",
