@@ -25,10 +25,9 @@ from espnet2.fileio.sound_scp import SoundScpReader
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.inference.results import EmotionEnhanceResult
 from espnet2_merit.inference.speech2emotion import Speech2EmotionEnhance
-from espnet2_merit.utils.datadir import atomic_write_text, read_kaldi
+from espnet2_merit.utils.datadir import MANIFEST, atomic_write_text, read_kaldi
 
 logger = logging.getLogger(__name__)
-MANIFEST = "outputs.json"
 
 
 class AtomicTextFiles:

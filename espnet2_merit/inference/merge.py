@@ -5,6 +5,12 @@ Every file a shard's manifest (``outputs.json``) lists is merged, so a set's
 directory holds whatever the model's tasks produce; nothing is hard-wired to a
 task. A set's directory appears complete or not at all (built as ``<set>.tmp``,
 marked ``.done``, renamed).
+
+Lines are streamed from the shards into the sets' files, one file name at a
+time, so memory does not grow with the number of utterances: the stage script's
+shards are contiguous slices of the sorted job list, so each set's lines arrive
+sorted. A file whose lines do not (shards given out of order) is sorted
+afterwards, holding that one file of that one set.
 """
 
 import json
@@ -13,8 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from espnet2_merit.errors import MeritInputError
-from espnet2_merit.inference.decode_dir import MANIFEST
-from espnet2_merit.utils.datadir import atomic_write_text, iter_kaldi
+from espnet2_merit.utils.datadir import MANIFEST, atomic_write_text, iter_kaldi
 
 SEP = "__"
 
@@ -54,37 +59,65 @@ def merge(
             speech is what this model classified, and is scored with it).
     """
     manifest = read_shard_manifests(shards)
-    lines: Dict[str, Dict[str, List[str]]] = {
-        s: {f: [] for f in manifest["files"]} for s in sets
-    }
-    for shard in shards:
+    tmps = {s: out_dir / f"{s}.tmp" for s in sets}
+    try:
+        for tmp in tmps.values():
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
         for name in manifest["files"]:
+            _merge_file(shards, name, tmps)
+        for dset, tmp in tmps.items():
+            set_manifest = {
+                **manifest,
+                "tasks": dict(manifest["tasks"]),
+                "files": list(manifest["files"]),
+            }
+            if waveforms_from is not None:
+                _add_waveforms(waveforms_from / dset, tmp, set_manifest)
+            text = json.dumps(set_manifest, indent=2) + "\n"
+            atomic_write_text(tmp / MANIFEST, text)
+            (tmp / ".done").touch()
+    except BaseException:
+        for tmp in tmps.values():  # no half-merged set is left behind
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for dset, tmp in tmps.items():
+        final = out_dir / dset
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    return manifest["files"]
+
+
+def _merge_file(shards: Sequence[Path], name: str, tmps: Dict[str, Path]) -> None:
+    """Stream the lines of file ``name`` of every shard into ``<set>.tmp/name``
+    (keys without their ``<set>__`` prefix), sorted as a whole."""
+    outs, last, in_order = {}, {}, {}
+    try:
+        for dset, tmp in tmps.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            outs[dset] = open(tmp / name, "w", encoding="utf-8")
+            last[dset], in_order[dset] = "", True
+        for shard in shards:
             path = shard / name
             if not path.is_file():
                 continue  # a shard whose utterances all failed wrote nothing
             for _, key, value in iter_kaldi(path):
                 dset, sep, utt = key.partition(SEP)
-                if not sep or dset not in lines:
+                if not sep or dset not in outs:
                     raise MeritInputError(f"{path}: key '{key}' is not <set>{SEP}<utt>")
-                lines[dset][name].append(f"{utt} {value}\n")
-    for dset in sets:
-        tmp, final = out_dir / f"{dset}.tmp", out_dir / dset
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        set_manifest = {
-            **manifest,
-            "tasks": dict(manifest["tasks"]),
-            "files": list(manifest["files"]),
-        }
-        for name, rows in lines[dset].items():
-            atomic_write_text(tmp / name, "".join(sorted(rows)))
-        if waveforms_from is not None:
-            _add_waveforms(waveforms_from / dset, tmp, set_manifest)
-        atomic_write_text(tmp / MANIFEST, json.dumps(set_manifest, indent=2) + "\n")
-        (tmp / ".done").touch()
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-    return manifest["files"]
+                line = f"{utt} {value}\n"
+                if line < last[dset]:
+                    in_order[dset] = False
+                last[dset] = line
+                outs[dset].write(line)
+    finally:
+        for f in outs.values():
+            f.close()
+    for dset, tmp in tmps.items():
+        if not in_order[dset]:
+            with open(tmp / name, encoding="utf-8", newline="") as f:
+                rows = [line + "\n" for line in f.read().split("\n")[:-1]]
+            (tmp / name).write_text("".join(sorted(rows)), encoding="utf-8")
 
 
 def _add_waveforms(source: Path, dest: Path, manifest: Dict) -> None:

@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import shutil
 from pathlib import Path
-from typing import Dict, NamedTuple
+from typing import Dict, List, NamedTuple, Optional
 
 import numpy as np
 import soundfile
@@ -40,22 +40,25 @@ from espnet2_merit.utils.datadir import (
 PROG = "merit_format_wav"
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 logger = logging.getLogger(PROG)
+_WORKER = [False]  # whether this process is one of --nj workers
 
 
 class Job(NamedTuple):
+    index: int  # in the job list: the result names its job, not its strings
     utt: str
     scp: str  # the list's file name, for messages
     path: str
-    out_path: str
+    out_dir: str  # a formatted copy is <out_dir>/<utt>.wav
     fs: int
 
 
 class Result(NamedTuple):
-    utt: str
-    scp: str
-    path: str  # the file the new list points to
+    """What a worker sends back: only what the job does not hold already, so the
+    parent keeps one copy of each utterance's strings (100k utterances)."""
+
+    index: int
     num_samples: int
-    copied: bool
+    out_path: Optional[str]  # the formatted copy; None: the input is kept
     float_for_range: bool  # PCM input kept as float: 16 bits would clip
 
 
@@ -67,7 +70,7 @@ def format_one(job: Job) -> Result:
     except Exception as e:
         raise MeritInputError(f"{what}: cannot read audio '{job.path}': {e}") from None
     if info.format == "WAV" and info.channels == 1 and info.samplerate == job.fs:
-        return Result(job.utt, job.scp, job.path, info.frames, False, False)
+        return Result(job.index, info.frames, None, False)
 
     wav, rate = read_audio(job.path, what)
     wav = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
@@ -75,6 +78,8 @@ def format_one(job: Job) -> Result:
         import torch
         import torchaudio
 
+        if _WORKER[0]:  # one thread per process: --nj processes fill the cores
+            torch.set_num_threads(1)
         wav = torchaudio.functional.resample(
             torch.from_numpy(wav), orig_freq=rate, new_freq=job.fs
         ).numpy()
@@ -83,14 +88,16 @@ def format_one(job: Job) -> Result:
     if subtype == "PCM_16" and wav.size and np.abs(wav).max() > PCM16_MAX:
         # Resampling can overshoot a full-scale input; clipping would distort it.
         subtype, float_for_range = "FLOAT", True
-    write_audio(job.out_path, wav, job.fs, subtype)
-    return Result(job.utt, job.scp, job.out_path, wav.shape[0], True, float_for_range)
+    out_path = os.path.join(job.out_dir, f"{job.utt}.wav")
+    write_audio(out_path, wav, job.fs, subtype)
+    return Result(job.index, wav.shape[0], out_path, float_for_range)
 
 
 def _worker_init():
-    import torch
-
-    torch.set_num_threads(1)  # --nj processes already fill the cores
+    # torch is imported only when a file must be resampled: a set of files that
+    # are already mono wavs at --fs costs each worker no torch import (seconds
+    # and hundreds of MB per worker and set).
+    _WORKER[0] = True
 
 
 def format_dir(in_dir: Path, out_dir: Path, fs: int, nj: int = 1) -> Dict[str, int]:
@@ -120,42 +127,50 @@ def format_dir(in_dir: Path, out_dir: Path, fs: int, nj: int = 1) -> Dict[str, i
                 + f"; {len(missing)} missing, {len(extra)} extra"
             )
 
-    jobs = []
+    jobs: List[Job] = []
     for name, table in scps.items():
         sub = (out_dir / "data" / name.replace(".scp", "")).absolute()
         sub.mkdir(parents=True, exist_ok=True)
         for utt, path in table.items():
-            jobs.append(
-                Job(utt, name, str(Path(path).absolute()), str(sub / f"{utt}.wav"), fs)
-            )
-    results: Dict[str, Dict[str, Result]] = {name: {} for name in scps}
+            absolute = str(Path(path).absolute())
+            path = path if absolute == path else absolute  # one copy of each string
+            jobs.append(Job(len(jobs), utt, name, path, str(sub), fs))
+    results: List[Optional[Result]] = [None] * len(jobs)
     bar = tqdm(
         total=len(jobs), desc=f"format {in_dir.name}", unit="file", mininterval=2
     )
     if nj == 1 or len(jobs) == 1:
         for job in jobs:
-            res = format_one(job)
-            results[res.scp][res.utt] = res
+            results[job.index] = format_one(job)
             bar.update()
     else:
         ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
         chunk = max(1, min(16, len(jobs) // (4 * nj)))
         with ctx.Pool(min(nj, len(jobs)), initializer=_worker_init) as pool:
             for res in pool.imap_unordered(format_one, jobs, chunksize=chunk):
-                results[res.scp][res.utt] = res
+                results[res.index] = res
                 bar.update()
     bar.close()
 
-    lengths = {utt: r.num_samples for utt, r in results["wav.scp"].items()}
-    for name, table in results.items():
-        for utt, r in table.items():
-            if r.num_samples != lengths[utt]:
+    lengths = {
+        job.utt: res.num_samples
+        for job, res in zip(jobs, results)
+        if job.scp == "wav.scp"
+    }
+    for name in scps:
+        table = {}
+        for job, res in zip(jobs, results):
+            if job.scp != name:
+                continue
+            path = res.out_path or job.path  # the file the new list points to
+            if res.num_samples != lengths[job.utt]:
                 raise MeritInputError(
-                    f"utterance '{utt}': {name} has {r.num_samples} samples at {fs} "
-                    f"Hz ({r.path}) but wav.scp has {lengths[utt]}: the noisy "
-                    "and clean audio must be aligned"
+                    f"utterance '{job.utt}': {name} has {res.num_samples} samples "
+                    f"at {fs} Hz ({path}) but wav.scp has {lengths[job.utt]}: the "
+                    "noisy and clean audio must be aligned"
                 )
-        write_kaldi(out_dir / name, {u: r.path for u, r in table.items()})
+            table[job.utt] = path
+        write_kaldi(out_dir / name, table)
     write_kaldi(out_dir / "utt2num_samples", {u: str(n) for u, n in lengths.items()})
     copied = []
     for name in (*KEYED_TEXT_FILES, "emotion_list"):
@@ -164,12 +179,13 @@ def format_dir(in_dir: Path, out_dir: Path, fs: int, nj: int = 1) -> Dict[str, i
             shutil.copyfile(in_dir / name, tmp)
             os.replace(tmp, out_dir / name)
             copied.append(name)
-    for name, table in results.items():
-        n_copy = sum(r.copied for r in table.values())
-        n_float = sum(r.float_for_range for r in table.values())
+    for name in scps:
+        mine = [r for j, r in zip(jobs, results) if j.scp == name]
+        n_copy = sum(r.out_path is not None for r in mine)
+        n_float = sum(r.float_for_range for r in mine)
         logger.info(
-            f"{in_dir / name}: {len(table)} files, {n_copy} formatted, "
-            f"{len(table) - n_copy} already mono wav at {fs} Hz (kept in place)"
+            f"{in_dir / name}: {len(mine)} files, {n_copy} formatted, "
+            f"{len(mine) - n_copy} already mono wav at {fs} Hz (kept in place)"
             + (f", {n_float} kept as float (16 bits would clip)" if n_float else "")
         )
     known = {*SOUND_SCPS, *KEYED_TEXT_FILES, "emotion_list"}

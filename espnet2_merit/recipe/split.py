@@ -10,13 +10,15 @@ uses as its job count.
 from pathlib import Path
 
 from espnet2_merit.errors import MeritInputError
-from espnet2_merit.utils.datadir import atomic_write_text, read_kaldi
+from espnet2_merit.utils.datadir import atomic_write_text, iter_kaldi
 
 
 def split_keys(scp: Path, nj: int, outdir: Path) -> int:
+    """Write ``outdir/keys.1`` ... ``keys.N`` of the keys of ``scp`` (values are
+    not kept: the job list of stage 9 holds every test set); returns N."""
     if nj < 1:
         raise MeritInputError(f"--nj must be at least 1, got {nj}")
-    keys = list(read_kaldi(scp))
+    keys = [key for _, key, _ in iter_kaldi(scp)]
     if not keys:
         raise MeritInputError(f"{scp}: no utterances")
     num = min(nj, len(keys))

@@ -11,7 +11,6 @@ and ``summary.json`` (last: its presence marks a complete score directory).
 """
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -27,10 +26,15 @@ from tqdm import tqdm
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.scoring import registry, ser
 from espnet2_merit.scoring.se import SSNR_DEFINITION
-from espnet2_merit.utils.datadir import atomic_write_text, iter_kaldi, read_kaldi
+from espnet2_merit.utils.datadir import (
+    MANIFEST,
+    atomic_write_text,
+    file_digest,
+    iter_kaldi,
+    read_kaldi,
+)
 
 logger = logging.getLogger(__name__)
-MANIFEST = "outputs.json"
 NOISY_CACHE = "noisy_scores.json"
 KINDS = ("label", "vector", "waveform")
 
@@ -129,9 +133,8 @@ def fingerprint(files: Sequence[Path]) -> Dict[str, str]:
     set rewrites them, so a matching fingerprint means the scores are current."""
     out = {}
     for path in files:
-        data = Path(path).read_bytes()
         out[str(Path(path).resolve())] = (
-            f"{hashlib.sha1(data).hexdigest()} {Path(path).stat().st_mtime_ns}"
+            f"{file_digest(path, 'sha1')} {Path(path).stat().st_mtime_ns}"
         )
     return out
 
@@ -380,14 +383,6 @@ def _routing(s: _Set, tasks: Dict, ref_dir: Path, hyp_dir: Path) -> None:
     """Routing statistics per routed task (``espnet2_merit.scoring.routing``):
     expert shares, their entropy and the speech- vs noise-dominated difference,
     from ``routing/<task>_experts`` and the noisy and clean waveforms."""
-    import torch
-
-    from espnet2_merit.scoring.routing import (
-        routing_counts,
-        routing_metrics,
-        speech_dominated,
-    )
-
     files = sorted((hyp_dir / "routing").glob("*_experts"))
     manifest = json.loads((hyp_dir / MANIFEST).read_text(encoding="utf-8"))
     shift_sec = manifest.get("frame_shift_sec")  # absent: written before it was
@@ -397,6 +392,14 @@ def _routing(s: _Set, tasks: Dict, ref_dir: Path, hyp_dir: Path) -> None:
     clean_path, noisy_path = ref_dir / clean_name, ref_dir / "wav.scp"
     if not files or shift_sec is None or not clean_path.is_file():
         return
+    import torch  # only when there is routing to score (seconds to import)
+
+    from espnet2_merit.scoring.routing import (
+        routing_counts,
+        routing_metrics,
+        speech_dominated,
+    )
+
     clean_table, noisy_table = read_kaldi(clean_path), read_kaldi(noisy_path)
     check_keys(clean_table, s.keys, clean_path, allow_extra=True)
     experts = {}  # task -> utt -> (1, T) first-choice experts

@@ -24,6 +24,9 @@ KEYED_TEXT_FILES = (
 )
 # Sound lists, noisy input first.
 SOUND_SCPS = ("wav.scp", "spk1.scp")
+# A decode directory's manifest: its tasks' targets and text files
+# (``espnet2_merit.inference.decode_dir`` writes it; merging and scoring read it).
+MANIFEST = "outputs.json"
 
 
 # Data names (the keys of a batch) -> (file in a data directory, ESPnet loader
@@ -152,7 +155,12 @@ def write_kaldi(path: PathLike, table: Union[Mapping[str, str], Iterable]) -> No
 
 def file_sha256(path: PathLike) -> str:
     """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
+    return file_digest(path, "sha256")
+
+
+def file_digest(path: PathLike, algorithm: str) -> str:
+    """Hex digest (``hashlib`` algorithm) of a file's bytes, read in blocks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)

@@ -9,13 +9,17 @@ score it (``espnet2_merit.scoring.registry``).
 """
 
 from abc import ABC, abstractmethod
-from typing import Dict, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Sequence, Tuple
 
 import numpy as np
-import torch
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.utils.datadir import data_file
+
+# torch is imported where a batch is read (``from_batch``): the recipe's label
+# checks (stage 5) and the decode bookkeeping use targets without it.
+if TYPE_CHECKING:
+    import torch
 
 
 class Target(ABC):
@@ -45,9 +49,11 @@ class Target(ABC):
         """A loaded value of utterance ``uid`` -> the array a batch carries."""
 
     def from_batch(
-        self, batch: Dict[str, torch.Tensor]
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        self, batch: Dict[str, "torch.Tensor"]
+    ) -> Tuple["torch.Tensor", "torch.Tensor"]:
         """The padded (B, ...) tensor of this target and its (B,) lengths."""
+        import torch
+
         if batch.get(self.name) is None:
             raise MeritInputError(
                 f"a task trains on '{self.name}' but the batch has no '{self.name}' "

@@ -394,8 +394,18 @@ def generate(
         f"{seconds.min():.2f}-{seconds.max():.2f} s each; "
         f"{limited} scaled down to peak {PEAK}"
     )
-    atomic_write_text(label_file, HEADER + "\n" + "".join(r + "\n" for r in rows))
+    write_labels(outdir, rows)
     atomic_write_text(done, stamp)
+    return label_file
+
+
+def write_labels(outdir: Path, rows: Sequence[str]) -> Path:
+    """Write ``<outdir>/Labels/labels_consensus.csv``: MSP-Podcast's header and the
+    CSV ``rows`` (of :func:`plan`); returns its path. The audio the rows name is
+    the caller's (:func:`synthesise` here; links to a few clips in
+    ``bench/data_scale.py``)."""
+    label_file = outdir / "Labels" / "labels_consensus.csv"
+    atomic_write_text(label_file, HEADER + "\n" + "".join(r + "\n" for r in rows))
     return label_file
 
 
