@@ -245,11 +245,24 @@ def read_noisy_cache(
             return {}
         scores = cache["scores"]
         held = set(cache["metrics"])
-        for k in keys:
-            held &= set(scores[k])
-        return {k: {m: float(scores[k][m]) for m in held} for k in keys}
+        rows = [scores[k] for k in keys]
+        for row in rows:
+            held.intersection_update(row)
+        # The parsed rows themselves where they hold just these metrics, as
+        # floats (what write_noisy_cache writes): no second dict per utterance.
+        out = {}
+        for k, row in zip(keys, rows):
+            if len(row) != len(held):
+                row = {m: row[m] for m in held}
+            if not _FLOAT.issuperset(map(type, row.values())):
+                row = {m: float(v) for m, v in row.items()}
+            out[k] = row
+        return out
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
+
+
+_FLOAT = frozenset([float])
 
 
 def write_noisy_cache(ref_dir: Path, inputs: Sequence[Path], scores: Dict[str, Dict]):

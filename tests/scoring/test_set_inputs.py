@@ -95,6 +95,23 @@ def test_damaged_noisy_cache_is_recomputed(tmp_path):
     assert np.isnan(read_noisy_cache(tmp_path, inputs, ["u1"])["u1"]["pesq"])
 
 
+def test_noisy_cache_values_are_floats_or_the_cache_is_not_used(tmp_path):
+    inputs = [_lines(tmp_path / "wav.scp", [(u, "x") for u in UTTS])]
+    write_noisy_cache(tmp_path, inputs, {u: {"ssnr": 1.5} for u in UTTS})
+    path = tmp_path / set_scoring.NOISY_CACHE
+    cache = json.loads(path.read_text())
+    cache["scores"]["u1"]["ssnr"] = 3  # an integer, written by hand
+    cache["scores"]["u2"]["extra"] = 7.0  # a metric the others lack
+    path.write_text(json.dumps(cache))
+    got = read_noisy_cache(tmp_path, inputs, UTTS)
+    assert got == {"u1": {"ssnr": 3.0}, "u2": {"ssnr": 1.5}, "u3": {"ssnr": 1.5}}
+    assert all(type(v["ssnr"]) is float for v in got.values())
+    for bad in ("high", None, [1.0]):
+        cache["scores"]["u3"]["ssnr"] = bad
+        path.write_text(json.dumps(cache))
+        assert read_noisy_cache(tmp_path, inputs, UTTS) == {}
+
+
 def test_routing_statistics_of_a_decoded_set(text_set, tmp_path):
     """Frames where the clean speech dominates go to expert 0, the others to
     expert 1: disjoint routing (TV 1); another set routes both kinds alike."""
