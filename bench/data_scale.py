@@ -31,7 +31,7 @@ job writes them, from made-up results: no model runs), scoring both sets' emotio
 class and attribute tasks (``scoring.set_scoring.score_set``, stage 10), and
 writing and reading the noisy-input score cache (``noisy_scores.json``) of a set.
 
-    .venv/bin/python bench/data_scale.py --out bench/results/data_scale.md  # ~12 min
+    .venv/bin/python bench/data_scale.py --out bench/results/data_scale.md  # 12-17 min
     .venv/bin/python bench/data_scale.py --sizes 1000 --bookkeeping_sizes 1000
 """
 
