@@ -3,12 +3,15 @@ simulation and the generated test corpora both call it).
 
 The paper's recipe (Sparse MERIT, §1 of the reference notes): each noise recording
 is circularly shifted by a random offset, tiled or cut to the speech length, and
-scaled by the power ratio that gives the target SNR.
+scaled by the power ratio that gives the target SNR. Reverberation (the paper's
+future work) convolves the speech with a room impulse response first
+(:func:`reverberate`); the noise is then scaled against the reverberant speech.
 """
 
 from typing import Tuple
 
 import numpy as np
+from scipy.signal import fftconvolve
 
 from espnet2_merit.errors import MeritInputError
 
@@ -90,3 +93,67 @@ def mix(
     dtype = np.result_type(clean.dtype, noise.dtype, np.float32)
     scaled = (noise.astype(np.float64) * gain).astype(dtype)
     return (clean.astype(np.float64) + scaled).astype(dtype), scaled
+
+
+REFERENCES = ("dry", "early")
+
+
+def reverberate(
+    clean: np.ndarray,
+    rir: np.ndarray,
+    fs: int,
+    reference: str = "dry",
+    early_ms: float = 50.0,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Convolve ``clean`` with a room impulse response; return it and the SE reference.
+
+    The RIR is scaled so that its direct path (its largest absolute sample, at
+    delay ``d``) is 1, and the convolution is advanced by ``d`` samples and cut to
+    the speech length, so the reverberant speech stays time-aligned with the dry
+    speech and keeps its length (the propagation delay would otherwise shift every
+    frame against the SE reference).
+
+    Args:
+        clean: (T,) dry speech.
+        rir: (K,) impulse response at ``fs`` (one channel), K >= 1.
+        fs: Sampling rate of both, for ``early_ms``.
+        reference: What the SE head should recover: ``"dry"`` (the dry speech:
+            dereverberation and denoising) or ``"early"`` (the speech convolved
+            with the direct path and the next ``early_ms`` ms of the RIR only, as
+            ESPnet's enhancement recipes offer: denoising and late-reverberation
+            removal).
+        early_ms: Length of the early part after the direct path.
+
+    Returns:
+        (reverberant, reference), both (T,) float32 and aligned with ``clean``.
+
+    Raises:
+        MeritInputError: shapes are not 1-D, the RIR is empty, silent or not
+            finite, or ``reference`` is unknown.
+    """
+    clean = np.asarray(clean, dtype=np.float64)
+    rir = np.asarray(rir, dtype=np.float64)
+    if clean.ndim != 1 or rir.ndim != 1:
+        raise MeritInputError(
+            f"speech and RIR must be 1-D, got shapes {clean.shape} and {rir.shape}"
+        )
+    if reference not in REFERENCES:
+        raise MeritInputError(
+            f"RIR reference {reference!r} is not one of {list(REFERENCES)}"
+        )
+    if rir.size == 0 or not np.all(np.isfinite(rir)):
+        raise MeritInputError("RIR is empty or holds NaN/Inf samples")
+    delay = int(np.argmax(np.abs(rir)))
+    if rir[delay] == 0.0:
+        raise MeritInputError("RIR is silent (all zeros)")
+    rir = rir / abs(rir[delay])
+    length = clean.shape[0]
+
+    def apply(h: np.ndarray) -> np.ndarray:
+        return fftconvolve(clean, h)[delay : delay + length].astype(np.float32)
+
+    wet = apply(rir)
+    if reference == "dry":
+        return wet, clean.astype(np.float32)
+    early = rir[: delay + 1 + int(round(early_ms * fs / 1000.0))]
+    return wet, apply(early)

@@ -13,7 +13,7 @@ from espnet2_merit.bin import merit_prepare_noise as prepare_noise
 from espnet2_merit.bin import merit_simulate_noise as simulate_noise
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.simulation import noise_pools
-from espnet2_merit.simulation.mixing import fit_noise, mix
+from espnet2_merit.simulation.mixing import fit_noise, mix, reverberate
 from espnet2_merit.utils.synthetic import voice
 
 FS = 16000
@@ -461,3 +461,48 @@ def test_stereo_speech_is_downmixed_and_its_reference_written(corpus, tmp_path):
     np.testing.assert_allclose(soundfile.read(ref)[0], 0.75 * mono, atol=1 / 32768)
     for got, target in achieved_snr(out).values():
         assert abs(got - target) < 0.1
+
+
+def _room(delay: int, fs: int = FS) -> np.ndarray:
+    """A toy RIR: direct path of 0.5 at ``delay``, then a decaying tail."""
+    rng = np.random.default_rng(3)
+    tail = rng.standard_normal(fs // 4) * np.exp(-np.arange(fs // 4) / (0.05 * fs))
+    rir = np.concatenate([np.zeros(delay), [0.5], 0.1 * tail])
+    return rir
+
+
+@pytest.mark.parametrize("reference", ["dry", "early"])
+def test_reverberation_keeps_length_and_alignment(reference):
+    # White noise: its autocorrelation peaks at lag 0 only.
+    clean = np.random.default_rng(1).standard_normal(FS // 2).astype(np.float32)
+    wet, ref = reverberate(clean, _room(delay=37), FS, reference=reference)
+    assert wet.shape == ref.shape == clean.shape and wet.dtype == np.float32
+    # The direct path is scaled to 1 and advanced to delay 0: the reverberant speech
+    # correlates best with the dry speech at lag 0.
+    lags = range(-50, 51)
+    corr = [np.dot(np.roll(clean, lag), wet) for lag in lags]
+    assert list(lags)[int(np.argmax(corr))] == 0
+    if reference == "dry":
+        np.testing.assert_array_equal(ref, clean)
+    else:  # direct path + 50 ms: closer to the dry speech than the full reverb
+        assert np.abs(ref - clean).sum() < np.abs(wet - clean).sum()
+    # An identity RIR (any delay, any gain) changes nothing.
+    ident = np.zeros(20)
+    ident[5] = -2.0
+    wet, ref = reverberate(clean, ident, FS, reference=reference)
+    np.testing.assert_allclose(wet, -clean, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "rir, reference, match",
+    [
+        (np.zeros(8), "dry", "silent"),
+        (np.array([]), "dry", "empty"),
+        (np.array([1.0, np.nan]), "dry", "NaN"),
+        (np.ones((2, 4)), "dry", "1-D"),
+        (np.ones(4), "late", "not one of"),
+    ],
+)
+def test_reverberate_refuses_bad_rirs(rir, reference, match):
+    with pytest.raises(MeritInputError, match=match):
+        reverberate(np.ones(100), rir, FS, reference=reference)
