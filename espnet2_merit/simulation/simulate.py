@@ -83,6 +83,20 @@ def to_mono(wav: np.ndarray) -> np.ndarray:
     return wav[:, 0] if wav.shape[1] == 1 else wav.mean(axis=1)
 
 
+def _resample(wav: np.ndarray, rate: int, fs: int) -> np.ndarray:
+    """(N,) float64 audio at ``rate`` Hz -> at ``fs`` Hz (torchaudio)."""
+    if rate == fs:
+        return wav
+    import torch
+    import torchaudio
+
+    if _WORKER[0]:  # one thread per process: --nj processes fill the cores
+        torch.set_num_threads(1)
+    return torchaudio.functional.resample(
+        torch.from_numpy(wav), orig_freq=rate, new_freq=fs
+    ).numpy()
+
+
 @functools.lru_cache(maxsize=8)
 def load_noise(path: str, noise_id: str, fs: int) -> np.ndarray:
     """(N,) mono float64 noise at ``fs`` Hz (resampled with torchaudio if needed);
@@ -91,16 +105,25 @@ def load_noise(path: str, noise_id: str, fs: int) -> np.ndarray:
     wav = to_mono(wav)
     if wav.shape[0] == 0:
         raise MeritInputError(f"noise '{noise_id}' ({path}) has no samples")
-    if rate != fs:
-        import torch
-        import torchaudio
+    return _resample(wav, rate, fs)
 
-        if _WORKER[0]:  # one thread per process: --nj processes fill the cores
-            torch.set_num_threads(1)
-        wav = torchaudio.functional.resample(
-            torch.from_numpy(wav), orig_freq=rate, new_freq=fs
-        ).numpy()
-    return wav
+
+@functools.lru_cache(maxsize=64)
+def load_rir(path: str, rir_id: str, fs: int) -> np.ndarray:
+    """(K,) float64 room impulse response at ``fs`` Hz, its first channel only
+    (averaging the microphones of a multi-channel RIR would smear its direct
+    path); cached because RIRs are short and a pool is small.
+
+    Raises:
+        MeritInputError: the file is unreadable, empty, not finite or silent.
+    """
+    wav, rate = read_audio(path, f"RIR '{rir_id}'")
+    wav = wav[:, 0]
+    if wav.shape[0] == 0 or not np.all(np.isfinite(wav)):
+        raise MeritInputError(f"RIR '{rir_id}' ({path}) is empty or not finite")
+    if not np.any(wav):
+        raise MeritInputError(f"RIR '{rir_id}' ({path}) is silent (all zeros)")
+    return _resample(wav, rate, fs)
 
 
 class Job(NamedTuple):
@@ -198,6 +221,7 @@ def _init(pool: List[Tuple[str, str]], worker: bool = False):
     _POOL[:] = pool
     _WORKER[0] = worker
     load_noise.cache_clear()
+    load_rir.cache_clear()
 
 
 # ------------------------------------------------------------------------ a set

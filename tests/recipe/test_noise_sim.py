@@ -506,3 +506,22 @@ def test_reverberation_keeps_length_and_alignment(reference):
 def test_reverberate_refuses_bad_rirs(rir, reference, match):
     with pytest.raises(MeritInputError, match=match):
         reverberate(np.ones(100), rir, FS, reference=reference)
+
+
+def test_load_rir_takes_the_first_channel_resamples_and_names_bad_files(tmp_path):
+    from espnet2_merit.simulation.simulate import load_rir
+
+    rir = np.zeros((800, 2))
+    rir[10, 0], rir[40, 1] = 1.0, 1.0  # channel 0's direct path at 10 samples
+    path = tmp_path / "room.wav"
+    soundfile.write(path, rir, 8000, subtype="FLOAT")
+    same = load_rir(str(path), "room", 8000)
+    assert same.shape == (800,) and int(np.argmax(np.abs(same))) == 10
+    double = load_rir(str(path), "room", 16000)  # 8 kHz -> 16 kHz
+    assert double.shape == (1600,) and int(np.argmax(np.abs(double))) == 20
+    soundfile.write(tmp_path / "silent.wav", np.zeros(100), FS, subtype="FLOAT")
+    with pytest.raises(MeritInputError, match="RIR 'quiet'.*silent.wav.*silent"):
+        load_rir(str(tmp_path / "silent.wav"), "quiet", FS)
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    with pytest.raises(MeritInputError, match="RIR 'bad'.*cannot read"):
+        load_rir(str(tmp_path / "bad.wav"), "bad", FS)
