@@ -8,7 +8,7 @@ def test_bench_runs_on_generated_data_and_writes_its_table(tmp_path):
     out = tmp_path / "dynamic_mixing.md"
     text = bench.main(
         ["--generate", "--num_utts", "6", "--repeats", "1", "--workers", "0",
-         "--batch_size", "3", "--max_speech_sec", "1", "--out", str(out)]
+         "--batch_size", "3", "--max_speech_sec", "1", "--passes", "1", "--out", str(out)]
     )  # fmt: skip
     assert out.read_text() == text
     rows = [
