@@ -404,6 +404,10 @@ if run_stage 5; then
     job_run
 fi
 
+uses_global_mvn() {  # uses_global_mvn CONFIG ARGS: does the run normalise with it?
+    grep -q "^normalize: *global_mvn" "$1" || [[ $2 == *"--normalize global_mvn"* ]]
+}
+
 if run_stage 6; then
     log "Stage 6: statistics (--collect_stats) in ${stats_dir}"
     _fp=$(fingerprint "${train_config}" "${train_args}" \
@@ -441,10 +445,6 @@ if run_stage 6; then
         mark_done "${stats_dir}/.done" "${_fp}"
     fi
 fi
-
-uses_global_mvn() {  # uses_global_mvn CONFIG ARGS: does the run normalise with it?
-    grep -q "^normalize: *global_mvn" "$1" || [[ $2 == *"--normalize global_mvn"* ]]
-}
 
 train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS [INPUT...]: one training run
     local config=$1 out=$2 extra=$3 norm="" fp
