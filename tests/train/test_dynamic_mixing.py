@@ -347,3 +347,16 @@ def test_stage2_mixtures_as_dynamic_mixing_input_is_an_error(
             train_main(cmd)
     finally:
         (train / "utt2snr").unlink()
+
+
+def test_set_epoch_preloads_and_a_pickled_mixer_starts_empty(pools):
+    import pickle
+
+    mixer = _mixer(pools)
+    pre = MeritPreprocessor(True, [WaveformTarget("speech_ref1")], mixer=mixer)
+    pre.set_epoch(5)
+    assert pre.epoch == 5 and len(mixer._cache) == 3  # before the workers fork
+    copy = pickle.loads(pickle.dumps(mixer))  # a spawned worker's
+    assert not copy._cache and copy._cached == 0
+    x = _clean("u4")
+    assert _same(copy.mix_utt(x, "u4", 5), mixer.mix_utt(x, "u4", 5))
