@@ -4,7 +4,9 @@
 # MERIT, sparse MERIT) plus two variants of sparse MERIT: the authors' untrained hard
 # router (fusion_conf.router_grad=none) and experts that read a learned weighted sum
 # of the layers instead of their concatenation (fusion_conf.combine=weighted_sum, the
-# cheap expert shape of bench/cost.py), each trained with the same budget (step 1 with the
+# cheap expert shape of bench/cost.py) and sparse MERIT trained with dynamic mixing
+# (merit.sh --dynamic_mixing true: the training noise drawn anew every epoch, at the
+# same 5 dB, from the same training pool), each trained with the same budget (step 1 with the
 # SSL frozen, then step 2) for several seeds, decoded and scored on every test SNR
 # and noise set, then tabulated by bench/methods_table.py.
 #
@@ -46,12 +48,17 @@ declare -A config=(
     [sparse_merit]=conf/tuning/train_sparse_merit_tiny.yaml
     [sparse_hard]=conf/tuning/train_sparse_merit_tiny.yaml
     [sparse_ws]=conf/tuning/train_sparse_merit_tiny.yaml
+    [sparse_dm]=conf/tuning/train_sparse_merit_tiny.yaml
 )
 declare -A extra=(
     [sparse_hard]="--fusion_conf router_grad=none"
     [sparse_ws]="--fusion_conf combine=weighted_sum"
 )
-systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws"
+# system -> extra options of the stage script (both training steps)
+declare -A recipe_opts=(
+    [sparse_dm]="--dynamic_mixing true"
+)
+systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws sparse_dm"
 
 log "data (stages 1-6) in ${recipe}, experiments in ${recipe}/${expdir}"
 ./run.sh --stage 1 --stop_stage 6 --expdir "${expdir}" > "${expdir}/logs/data.log" 2>&1 \
@@ -59,7 +66,8 @@ log "data (stages 1-6) in ${recipe}, experiments in ${recipe}/${expdir}"
 
 one_run() {  # one_run SYSTEM SEED: train (stages 7-8), decode and score (9-10)
     local system=$1 seed=$2 tag=$1_seed$2
-    ./run.sh --stage 7 --stop_stage 10 --expdir "${expdir}" --tag "${tag}" \
+    # shellcheck disable=SC2086
+    ./run.sh --stage 7 --stop_stage 10 --expdir "${expdir}" --tag "${tag}" ${recipe_opts[${system}]:-} \
         --nj 1 --inference_nj 1 --train_config "${config[${system}]}" \
         --step1_config "${config[${system}]}" \
         --step1_args "--freeze_param frontend.upstream --max_epoch ${step1_epochs} --seed ${seed} ${extra[${system}]:-}" \

@@ -55,6 +55,7 @@ SYSTEMS = {
     "sparse MERIT": ("sparse_merit", "decode"),
     "sparse MERIT, hard router (authors')": ("sparse_hard", "decode"),
     "sparse MERIT, layer-weighted experts": ("sparse_ws", "decode"),
+    "sparse MERIT, dynamic mixing": ("sparse_dm", "decode"),
 }
 REFERENCES = ("SE pre-processing", "naive MTL")
 Column = Tuple[str, Metric]  # (task, headline metric)

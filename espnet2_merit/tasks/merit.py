@@ -15,12 +15,15 @@ import torch
 from espnet2.iterators.abs_iter_factory import AbsIterFactory
 from espnet2.tasks.abs_task import AbsTask, IteratorOptions, optim_classes
 from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.train.distributed_utils import DistributedOption
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import float_or_none, str2bool, str_or_none
 from typeguard import typechecked
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.merit.espnet_model import ESPnetMeritModel
+from espnet2_merit.simulation.dynamic_mixing import OPTION as DM_OPTION
+from espnet2_merit.simulation.dynamic_mixing import build_mixer
 from espnet2_merit.tasks import builder
 from espnet2_merit.tasks.builder import (
     DEFAULT_TASKS,
@@ -33,6 +36,7 @@ from espnet2_merit.tasks.builder import (
     task_specs,
 )
 from espnet2_merit.train.data_check import check_data
+from espnet2_merit.train.epoch_iter_factory import EpochIterFactory
 from espnet2_merit.train.preprocessor import CROPS, MeritPreprocessor
 from espnet2_merit.train.reshuffled_iter_factory import ReshuffledIterFactory
 from espnet2_merit.train.trainer import MeritTrainer
@@ -111,6 +115,16 @@ class MeritTask(AbsTask):
             "batch sizes, as the release's DataLoader(shuffle=True) draws them",
         )
         group.add_argument(
+            "--dynamic_mixing",
+            action=NestedDictAction,
+            default=None,
+            help="Mix noise (and RIRs) into the clean training speech in the data "
+            "loader, per (seed, epoch, utterance): {noise_scp, snr_range: [lo, hi], "
+            "rir_scp, rir_prob, rir_reference: dry|early, early_ms, seed (default "
+            "--seed), cache_mb}; the training 'speech' is then the clean speech "
+            "(spk1.scp). Dev data is read as it is (README: Dynamic mixing)",
+        )
+        group.add_argument(
             "--frontend_lr_scale",
             type=float,
             default=1.0,
@@ -170,7 +184,33 @@ class MeritTask(AbsTask):
             crop=args.crop,
             # --collect_stats reads train and valid as validation data: whole.
             crop_valid=args.crop_valid and not args.collect_stats,
+            mixer=(
+                build_mixer(args.dynamic_mixing, args.fs, args.seed)
+                if train and dynamic_mixing(args)
+                else None
+            ),
         )
+
+    @classmethod
+    def build_iter_factory(
+        cls,
+        args: argparse.Namespace,
+        distributed_option: DistributedOption,
+        mode: str,
+        kwargs: Optional[dict] = None,
+    ) -> AbsIterFactory:
+        """ESPnet's; with ``--dynamic_mixing`` the training factory is wrapped in
+        an ``EpochIterFactory`` that tells the preprocessor each epoch."""
+        factory = super().build_iter_factory(args, distributed_option, mode, kwargs)
+        if mode != "train" or not dynamic_mixing(args):
+            return factory
+        preprocess = getattr(getattr(factory, "dataset", None), "preprocess", None)
+        if not callable(getattr(preprocess, "set_epoch", None)):
+            raise MeritInputError(
+                f"{DM_OPTION}: iterator_type {args.iterator_type!r} gives no dataset "
+                "whose preprocessor can be told the epoch; use sequence or category"
+            )
+        return EpochIterFactory(factory, [preprocess])
 
     @classmethod
     @typechecked
@@ -253,8 +293,21 @@ class MeritTask(AbsTask):
         for init in args.init_param or []:
             path, part = (init.split(":") + [""])[:2]
             check_checkpoint(path, "--init_param", part or None)
+        generated = ()
+        if dynamic_mixing(args):
+            # config.yaml names the pools with absolute paths.
+            for key in ("noise_scp", "rir_scp"):
+                if isinstance(args.dynamic_mixing.get(key), str):
+                    value = str(Path(args.dynamic_mixing[key]).resolve())
+                    args.dynamic_mixing[key] = value
+            # The mixer makes the training SE reference from the clean speech.
+            generated = tuple(
+                spec.target.name
+                for spec in task_specs(args).values()
+                if spec.target.kind == "waveform"
+            )
         if args.check_data and not args.dry_run:
-            check_data(args, cls.needed_data(args))
+            check_data(args, cls.needed_data(args), train_generated=generated)
         super().main_worker(args)
 
     @classmethod
@@ -334,8 +387,29 @@ def check_distributed(args: argparse.Namespace) -> None:
         )
 
 
+def dynamic_mixing(args: argparse.Namespace) -> bool:
+    """Whether training mixes on the fly (never while collecting statistics:
+    they come from the stage-2 files)."""
+    return getattr(args, "dynamic_mixing", None) is not None and not getattr(
+        args, "collect_stats", False
+    )
+
+
 def check_pipeline(args: argparse.Namespace) -> None:
     """Data pipeline and step options a config file sets past argparse's checks."""
+    if dynamic_mixing(args):
+        build_mixer(args.dynamic_mixing, args.fs, args.seed)  # errors name the key
+        if args.iterator_type not in ("sequence", "category"):
+            raise MeritInputError(
+                f"{DM_OPTION} needs iterator_type: sequence or category, not "
+                f"{args.iterator_type!r}"
+            )
+        if args.max_cache_size != 0:
+            raise MeritInputError(
+                f"{DM_OPTION}: max_cache_size must be 0: ESPnet's dataset cache keeps "
+                "an utterance as first preprocessed, so every epoch would see the "
+                "first epoch's mixture"
+            )
     if args.crop not in CROPS:
         raise MeritInputError(f"crop: {args.crop!r} is not one of {list(CROPS)}")
     if args.reshuffle_batches and args.iterator_type != "sequence":

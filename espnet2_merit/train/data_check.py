@@ -5,7 +5,7 @@ import argparse
 import collections
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import soundfile
 
@@ -70,7 +70,9 @@ def _check_text(path: str, target: Optional[Target]) -> List[str]:
 
 
 def check_data(
-    args: argparse.Namespace, needed: Dict[str, Tuple[str, Optional[Target]]]
+    args: argparse.Namespace,
+    needed: Dict[str, Tuple[str, Optional[Target]]],
+    train_generated: Sequence[str] = (),
 ) -> None:
     """Check the train and valid data lists of a MERIT training run.
 
@@ -83,12 +85,25 @@ def check_data(
         args: Training arguments (``*_data_path_and_name_and_type``, ``fs``).
         needed: Data name -> (why it is needed, its Target or None), e.g.
             "speech_ref1" -> ("task 'se' trains on it", WaveformTarget(...)).
+        train_generated: Names the preprocessor makes for training data
+            (``--dynamic_mixing``: the SE reference): the train lists need not
+            have them. With any, the training ``speech`` must be clean speech,
+            not a stage-2 mixture list (a ``wav.scp`` beside an ``utt2snr``).
     """
     for split in ("train", "valid"):
         entries = getattr(args, f"{split}_data_path_and_name_and_type", None) or []
         names = {name: (path, kind) for path, name, kind in entries}
+        generated = set(train_generated) if split == "train" else set()
+        if generated and "speech" in names:
+            speech = Path(names["speech"][0])
+            if speech.name == "wav.scp" and (speech.parent / "utt2snr").exists():
+                raise MeritInputError(
+                    f"dynamic_mixing adds noise to the training speech, but {speech} "
+                    f"lists stage-2 mixtures ({speech.parent / 'utt2snr'}): list the "
+                    f"clean speech ({speech.parent / 'spk1.scp'}) as 'speech'"
+                )
         for name, (why, _) in needed.items():
-            if name not in names:
+            if name not in names and name not in generated:
                 raise MeritInputError(
                     f"{why}, but the {split} data has no '{name}': add "
                     f"--{split}_data_path_and_name_and_type <file>,{name},<type> "

@@ -9,6 +9,7 @@ from typeguard import typechecked
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.merit.heads.targets import Target, mono
+from espnet2_merit.simulation.dynamic_mixing import DynamicMixer
 
 CROPS = ("random", "first")
 
@@ -26,6 +27,13 @@ class MeritPreprocessor(AbsPreprocessor):
     - other data (a file the recipe passes that no task uses) is left out of the
       batch.
 
+    With a ``mixer`` (``--dynamic_mixing``, training only) ``speech`` is the
+    clean speech: it is cropped first (the window drawn per (seed, epoch,
+    utterance) by the mixer), then noise (and reverberation) is mixed into the
+    window, which becomes ``speech``, and the mixer's SE reference (dry or early
+    speech) becomes every waveform target (``speech_ref1``), loaded or not. The
+    epoch comes from :meth:`set_epoch` (``EpochIterFactory``).
+
     Inference never comes here: test utterances are scored whole (the authors'
     release crops test utterances to their first 12 s too).
 
@@ -38,6 +46,7 @@ class MeritPreprocessor(AbsPreprocessor):
             validation one fixed per utterance id) or ``first`` (the first
             ``max_speech_sec`` seconds, as the authors' release crops).
         crop_valid: Crop validation utterances too (the release does).
+        mixer: Dynamic mixing of training utterances (only with ``train``).
     """
 
     @typechecked
@@ -49,8 +58,14 @@ class MeritPreprocessor(AbsPreprocessor):
         max_speech_sec: Optional[float] = None,
         crop: str = "random",
         crop_valid: bool = False,
+        mixer: Optional[DynamicMixer] = None,
     ):
         super().__init__(train)
+        if mixer is not None and not train:
+            raise MeritInputError(
+                "dynamic_mixing applies to training data only (dev and test read "
+                "the stage-2 mixtures)"
+            )
         if crop not in CROPS:
             raise MeritInputError(f"crop: {crop!r} is not one of {list(CROPS)}")
         if max_speech_sec is not None and not max_speech_sec > 0:
@@ -62,6 +77,15 @@ class MeritPreprocessor(AbsPreprocessor):
         self.max_samples = None if max_speech_sec is None else int(max_speech_sec * fs)
         self.crop = crop
         self.cropping = self.max_samples is not None and (train or crop_valid)
+        self.mixer = mixer
+        self.epoch = 1
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch of the utterances loaded next (before the DataLoader forks
+        its workers; they copy it); preloads the mixer's noise cache."""
+        self.epoch = epoch
+        if self.mixer is not None:
+            self.mixer.preload()
 
     def __call__(
         self, uid: str, data: Dict[str, Union[str, np.ndarray]]
@@ -83,12 +107,19 @@ class MeritPreprocessor(AbsPreprocessor):
             start = self._start(uid, len(out["speech"]) - self.max_samples)
             for name in waves:
                 out[name] = out[name][start : start + self.max_samples]
+        if self.mixer is not None:
+            out["speech"], reference = self.mixer(out["speech"], uid, self.epoch)
+            for name, target in self.targets.items():
+                if target.kind == "waveform":
+                    out[name] = reference
         return out
 
     def _start(self, uid: str, spare: int) -> int:
         """The crop's first sample, of ``spare + 1`` possible."""
         if self.crop == "first":
             return 0
+        if self.mixer is not None:
+            return self.mixer.crop_start(uid, self.epoch, spare)
         if self.train:
             return np.random.randint(spare + 1)
         # Validation: the same window in every epoch.

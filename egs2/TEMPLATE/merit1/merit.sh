@@ -83,7 +83,16 @@ step2_init="heads"     # parts of the step-1 model that step 2 starts from: "hea
                        # (the authors' release: the MoE fusion starts afresh),
                        # "heads fusion" (the fusion too), "all" (every parameter)
 train_args=""
-tag=""                 # experiment name (default: from the config name)
+tag=""                 # experiment name (default: from the config name, + _dm
+                       # with --dynamic_mixing true)
+dynamic_mixing=false   # true: training mixes noise into the clean speech on the fly
+                       # (per seed, epoch, utterance) instead of reading the stage-2
+                       # training mixtures; dev and test stay stage 2's
+dm_snr_range=""        # "lo:hi" dB (or one number) of the dynamic mixtures;
+                       # default: --train_snr
+dm_rir_prob=0          # probability of reverberating an utterance (RIR pool:
+                       # ${datadir}/rir/train.scp, which must exist when > 0)
+dm_rir_reference=dry   # SE target of a reverberated utterance: dry or early
 stats_dir=""           # default: ${expdir}/stats
 
 # Stage 9: inference
@@ -139,6 +148,9 @@ Options (default in brackets):
   --train_config / --train_args   Step 2 (joint) ["${train_config}" / "${train_args}"]
   --step2_init              Parts of the step-1 model step 2 starts from ["${step2_init}"]
   --tag                     Experiment name ["${tag}"]
+  --dynamic_mixing          Mix noise (and RIRs) in the training data loader [${dynamic_mixing}]
+  --dm_snr_range            Its SNR range "lo:hi" dB [--train_snr]
+  --dm_rir_prob / --dm_rir_reference   Its reverberation [${dm_rir_prob} / ${dm_rir_reference}]
   --inference_model         Checkpoint to decode with [first best_model_criterion]
   --inference_args          Options of merit_inference ["${inference_args}"]
   --enh_exp                 SE-only experiment whose output this model classifies ["${enh_exp}"]
@@ -211,6 +223,26 @@ prep_logdir=${dumpdir}/log  # the logs (and job scripts) of stages 1-5
 # Names derived from the options
 if [ -z "${tag}" ]; then
     tag=$(basename "${train_config}" .yaml)
+    [ "${dynamic_mixing}" = true ] && tag=${tag}_dm
+fi
+# Dynamic mixing: training reads the clean speech and these options (the stage-2
+# noise pool of training, and the RIR pool when there is one).
+dm_opts=""
+dm_inputs=()
+if [ "${dynamic_mixing}" = true ]; then
+    _range=${dm_snr_range:-${train_snr}}
+    [[ ${_range} == *:* ]] || _range=${_range}:${_range}
+    dm_opts="--dynamic_mixing noise_scp=${datadir}/noise/train.scp"
+    dm_opts+=" --dynamic_mixing snr_range=[${_range%%:*},${_range##*:}]"
+    dm_opts+=" --dynamic_mixing rir_prob=${dm_rir_prob}"
+    dm_opts+=" --dynamic_mixing rir_reference=${dm_rir_reference}"
+    dm_inputs=("${datadir}/noise/train.scp")
+    if [ -f "${datadir}/rir/train.scp" ]; then
+        dm_opts+=" --dynamic_mixing rir_scp=${datadir}/rir/train.scp"
+        dm_inputs+=("${datadir}/rir/train.scp")
+    fi
+elif [ "${dynamic_mixing}" != false ]; then
+    log "error: --dynamic_mixing must be true or false, not ${dynamic_mixing}"; exit 2
 fi
 exp=${expdir}/merit_${tag}
 step1_exp=${expdir}/merit_${tag}_step1
@@ -251,10 +283,16 @@ print(" ".join(f"{n},{f},{t}" for n, (f, t) in DATA_FILES.items()))')
 
 # Options of merit_train shared by statistics and both training steps: every data
 # file the directory has (a task uses what its head declares).
-data_opts() {  # data_opts SPLIT DIR
-    local split=$1 dir=$2 entry name file kind
+data_opts() {  # data_opts SPLIT DIR [dm]: with dm, the clean speech as "speech"
+    local split=$1 dir=$2 dm=${3:-} entry name file kind
+    if [ -n "${dm}" ]; then  # the mixer makes the noisy speech and its reference
+        echo "--${split}_data_path_and_name_and_type ${dir}/spk1.scp,speech,sound"
+    fi
     for entry in ${data_files}; do
         IFS=, read -r name file kind <<< "${entry}"
+        if [ -n "${dm}" ] && { [ "${name}" = speech ] || [ "${name}" = speech_ref1 ]; }; then
+            continue
+        fi
         if [ -f "${dir}/${file}" ]; then
             echo "--${split}_data_path_and_name_and_type ${dir}/${file},${name},${kind}"
         fi
@@ -366,6 +404,10 @@ if run_stage 5; then
     job_run
 fi
 
+uses_global_mvn() {  # uses_global_mvn CONFIG ARGS: does the run normalise with it?
+    grep -q "^normalize: *global_mvn" "$1" || [[ $2 == *"--normalize global_mvn"* ]]
+}
+
 if run_stage 6; then
     log "Stage 6: statistics (--collect_stats) in ${stats_dir}"
     _fp=$(fingerprint "${train_config}" "${train_args}" \
@@ -404,10 +446,6 @@ if run_stage 6; then
     fi
 fi
 
-uses_global_mvn() {  # uses_global_mvn CONFIG ARGS: does the run normalise with it?
-    grep -q "^normalize: *global_mvn" "$1" || [[ $2 == *"--normalize global_mvn"* ]]
-}
-
 train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS [INPUT...]: one training run
     local config=$1 out=$2 extra=$3 norm="" fp
     shift 3
@@ -415,9 +453,9 @@ train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS [INPUT...]: one training r
     if uses_global_mvn "${config}" "${extra}"; then
         norm="--normalize_conf stats_file=${stats_dir}/train/feats_stats.npz"
     fi
-    fp=$(fingerprint "${config}" "${extra} ${norm} ${ngpu} ${num_nodes}" "${emotion_list}" \
-        "${dumpdir}/raw/${train_sim}/.done" "${dumpdir}/raw/${valid_sim}/.done" \
-        ${norm:+"${stats_dir}/.done"} "$@")
+    fp=$(fingerprint "${config}" "${extra} ${norm} ${dm_opts} ${ngpu} ${num_nodes}" \
+        "${emotion_list}" "${dumpdir}/raw/${train_sim}/.done" "${dumpdir}/raw/${valid_sim}/.done" \
+        ${norm:+"${stats_dir}/.done"} "${dm_inputs[@]}" "$@")
     if is_done "${out}/.done" "${fp}"; then
         log "skip: ${out} is trained with these options and data"
         return
@@ -447,7 +485,7 @@ train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS [INPUT...]: one training r
         "${launch[@]}" ${python} -m espnet2_merit.bin.merit_train --config "${config}" \
             --output_dir "${out}" --ngpu "${ngpu}" "${dist[@]}" \
             --resume true --emotion_list "${emotion_list}" ${norm} \
-            $(data_opts train "${dumpdir}/raw/${train_sim}") \
+            $(data_opts train "${dumpdir}/raw/${train_sim}" ${dm_opts:+dm}) ${dm_opts} \
             $(data_opts valid "${dumpdir}/raw/${valid_sim}") \
             --train_shape_file "${dumpdir}/raw/${train_sim}/wav.scp" \
             --valid_shape_file "${dumpdir}/raw/${valid_sim}/wav.scp" ${extra}
