@@ -2,12 +2,16 @@
 and the mixing functions they use, on tiny generated speech and noise."""
 
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from merit_testing import REPO, SPARSE_TINY, copy_recipe
 
 from espnet2_merit.bin import merit_prepare_noise as prepare_noise
 from espnet2_merit.bin import merit_simulate_noise as simulate_noise
@@ -656,3 +660,48 @@ def test_rir_options_enter_the_marker_and_bad_rirs_name_their_file(
     for i, (extra, match) in enumerate(cases):
         with pytest.raises(SystemExit, match=f"merit_simulate_noise: error: .*{match}"):
             simulate(clean, pool, tmp_path / f"bad{i}", *extra)
+
+
+def test_recipe_stage_2_reverberates_train_dev_and_makes_reverberant_tests(
+    corpus, rirs, tmp_path
+):
+    """merit.sh's reverberation options: RIR pools from the RIR directories,
+    train/dev reverberant with --rir_prob, one reverberant test set per rooms x
+    noise x SNR named for the scoring, the reference option passed on."""
+    recipe = copy_recipe(REPO / "egs2" / "mini_msp_podcast" / "merit1", tmp_path / "r")
+    for dset in ("train", "dev", "test"):
+        shutil.copytree(corpus["clean"], recipe / "data" / dset)
+    rir = rirs.parent
+    cmd = [
+        "./merit.sh", "--stage", "2", "--stop_stage", "2",
+        "--train_config", str(SPARSE_TINY), "--test_sets", "test", "--nj", "1",
+        "--noise_seen_dirs", " ".join(map(str, corpus["seen"])),
+        "--noise_unseen_dirs", str(corpus["unseen"][0]),
+        "--noise_sets", "seen", "--test_snrs", "5", "--train_snr", "5",
+        "--rir_seen_dirs", f"{rir / 'small'} {rir / 'large'}",
+        "--rir_unseen_dirs", str(rir / "hall"), "--rir_prob", "0.5",
+        "--rir_reference", "early", "--rir_early_ms", "20",
+        "--rir_noise_sets", "seen", "--rir_test_snrs", "0",
+    ]  # fmt: skip
+    env = dict(os.environ, MERIT_PYTHON=sys.executable, MERIT_CMD_BACKEND="local")
+    out = subprocess.run(cmd, cwd=recipe, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    data = recipe / "data"
+    assert sorted(p.stem for p in (data / "rir").glob("*.scp")) == sorted(
+        noise_pools.POOLS
+    )
+    train = set(read_table(data / "train_sim" / "utt2rir").values())
+    assert "-" in train and train - {"-"} <= set(read_table(data / "rir/train.scp"))
+    for room in ("seen", "unseen"):
+        sim = data / f"test_rir{room}_seen_snr0"
+        pool = set(read_table(data / "rir" / f"test_{room}.scp"))
+        assert set(read_table(sim / "utt2rir").values()) <= pool  # all reverberant
+        assert set(read_table(sim / "utt2snr").values()) == {"0"}
+        assert all("_clean.wav" in p for p in read_table(sim / "spk1.scp").values())
+        # the dry twin's noise draws: a paired comparison
+        assert (sim / "utt2noise").read_text() == (
+            data / "test_seen_snr5" / "utt2noise"
+        ).read_text()
+    script = (recipe / "dump" / "log" / "noise_sim.sh").read_text()
+    assert script.count("--rir_early_ms 20") == 4  # train, dev, 2 test sets
+    assert not (data / "test_seen_snr0").exists()
