@@ -244,6 +244,8 @@ def simulate_utt(job: Job) -> Result:
     noisy, _ = mix(speech, segment, snr)
 
     peak = float(np.abs(noisy).max())
+    if rir is not None:  # an early reference may peak above the mixture
+        peak = max(peak, float(np.abs(clean).max()))
     scaled = peak > PCM16_MAX
     if scaled:  # same factor for all, so noisy - speech is still the scaled noise
         noisy = noisy * (PEAK / peak)
