@@ -16,13 +16,16 @@ bit-identical files.
 Reverberation (``--rir_scp POOL --rir_prob P``): an utterance is reverberant with
 probability P; it is then convolved with an RIR drawn uniformly from the pool
 (:func:`~espnet2_merit.simulation.mixing.reverberate`: direct path scaled to 1 and
-aligned to delay 0, length kept) *before* the noise is added, and the SNR is
-measured against the reverberant speech (as ESPnet's enhancement preprocessor
-does: the noise is scaled to the speech that reaches the microphone). The SE
-reference (spk1.scp) is ``--rir_reference``: ``dry``, the dry speech
-(dereverberation + denoising), or ``early``, the speech convolved with the direct
-path and the next ``--rir_early_ms`` ms of the RIR (late reverberation and noise
-removed). The reverberation draws (apply or not, which RIR) come from a second
+aligned to delay 0, length kept) *before* the noise is added, then scaled back to
+the dry speech's power (as ESPnet's enhancement preprocessor does: the room must
+not change the speech level, a cue of emotion), and the SNR is measured against
+the reverberant speech (as ESPnet does too: the noise is scaled to the speech that
+reaches the microphone). The SE reference (spk1.scp, always written as
+``wavs/<utt>_clean.wav`` for a reverberant utterance) is ``--rir_reference``:
+``dry``, the dry speech (dereverberation + denoising), or ``early``, the speech
+convolved with the direct path and the next ``--rir_early_ms`` ms of the RIR (late
+reverberation and noise removed), scaled by the reverberant speech's gain so that
+the direct path in the mixture has the reference's level. The reverberation draws (apply or not, which RIR) come from a second
 generator seeded by (--seed, utterance id) alone, so adding --rir_scp never
 changes an utterance's noise file, offset or SNR: a dry utterance is
 bit-identical to the output without --rir_scp, a reverberant one has the same
@@ -32,8 +35,8 @@ no --rir_scp (plus an all-"-" utt2rir).
 Outputs in --outdir:
   wav.scp      noisy mixtures (``wavs/<utt>.wav``)
   spk1.scp     SE references: the input file itself, or ``wavs/<utt>_clean.wav``
-               when the reference differs from it (scaled, downmixed, or the
-               early-reverberation reference)
+               when the reference differs from it (scaled, downmixed, or
+               reverberant)
   utt2snr      target SNR in dB (against the reverberant speech if reverberant)
   utt2noise    "<utt> <noise_id> <offset>": noise sample (at the speech's rate) the
                fitted segment starts at
@@ -211,6 +214,7 @@ def simulate_utt(job: Job) -> Result:
     rir = draw_rir(job)
     if rir is not None:
         rir_id, rir_path = rir
+        dry_power = float(np.mean(clean**2))
         speech, clean = reverberate(
             clean,
             load_rir(rir_path, rir_id, fs),
@@ -219,12 +223,19 @@ def simulate_utt(job: Job) -> Result:
             early_ms=job.rir_early_ms,
         )
         speech, clean = speech.astype(np.float64), clean.astype(np.float64)
-        changed = changed or job.rir_reference != "dry"
-        if not np.any(speech):
+        wet_power = float(np.mean(speech**2))
+        if wet_power == 0.0:
             raise MeritInputError(
                 f"{what}: reverberant speech with RIR '{rir_id}' ({rir_path}) is "
                 "silent: no SNR can be set"
             )
+        # Back to the dry speech's power (the reverberation adds 3-18 dB to a
+        # direct path of 1 in the mini recipe's rooms, a level cue of the room,
+        # not of the speaker); the reference by the same gain, so the direct
+        # path in the mixture keeps its level against it.
+        gain = np.sqrt(dry_power / wet_power)
+        speech, clean = speech * gain, clean * gain
+        changed = True
     rng = utt_rng(job.seed, job.utt)
     snr = job.snr
     if snr is None:
