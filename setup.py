@@ -30,6 +30,7 @@ setup(
         "typeguard",
         "tensorboard",
         "matplotlib",
+        "pyroomacoustics",  # the mini recipe's RIRs (local/make_mini_rir.py)
     ],
     extras_require={
         "test": [

@@ -8,7 +8,9 @@
 # (merit.sh --dynamic_mixing true: the training noise drawn anew every epoch, at the
 # same 5 dB, from the same training pool), each trained with the same budget (step 1 with the
 # SSL frozen, then step 2) for several seeds, decoded and scored on every test SNR
-# and noise set, then tabulated by bench/methods_table.py.
+# and noise set and on the reverberant test sets (the mini recipe's run.sh makes
+# them: seen and unseen rooms, seen noise, 5 dB), then tabulated by
+# bench/methods_table.py (the reverberant sets in a second table).
 #
 #   bash bench/methods.sh                    # 60 min on 2 cores
 #   bash bench/methods.sh --seeds "7" --step2_epochs 2   # a quick look
@@ -113,6 +115,7 @@ header="## Method comparison on the mini corpus (\`bench/methods.sh\`)
 
 - date: $(date '+%Y-%m-%d %H:%M %Z'); ${cores} CPU cores ($(uname -m)), ${parallel} runs at a time with ${threads} thread(s) each
 - corpus: the mini recipe's (espeak-ng speech, 4 classes; train $(wc -l < dump/raw/train_sim/wav.scp), dev $(wc -l < dump/raw/dev_sim/wav.scp), test $(wc -l < dump/raw/test1_seen_snr-5/wav.scp) utterances per set; train/dev at 5 dB, babble held out as the unseen noise), tiny random WavLM (2 layers, width 64)
+- reverberation: $(awk '$2 != "-"' dump/raw/train_sim/utt2rir 2>/dev/null | wc -l) of the train utterances convolved with a pyroomacoustics RIR (office/living/classroom rooms; the corridor held out as unseen rooms), dry SE reference; reverberant test sets: $(ls -d dump/raw/*_rir*_snr* 2>/dev/null | xargs -rn1 basename | tr '\n' ' ')
 - budget per system and seed: step 1 (SSL frozen) ${step1_epochs} epochs, step 2 (joint) ${step2_epochs} epochs, batch 4, the first 4 s of train and dev utterances, new batches every epoch, no gradient clipping; model selection on the dev set's F1-macro; seeds ${seeds}
 - wall time: $((elapsed / 60)) min $((elapsed % 60)) s for $(echo ${systems} | wc -w) systems x $(echo ${seeds} | wc -w) seeds"
 "${python}" "${repo}/bench/methods_table.py" --expdir "${expdir}" \

@@ -8,7 +8,10 @@ headline metric of every scored task (the registry's ``headline`` rows,
 noise set (seen, unseen), a table of mean ± std over seeds per test SNR, the
 relative change of the mean over each reference system (``(x - ref) / |ref| x
 100``, as the paper reports it) and the two-sided p-value of a paired test, plus
-a plot of F1-macro against SNR. For dB metrics (SSNR) the absolute difference of
+a plot of F1-macro against SNR. Reverberant test sets (``<test>_rir<rooms>_...``,
+stage 2's reverberation) get a second table of the same form per rooms (seen or
+unseen room types) and noise set, under "Reverberant test sets"; the routing
+table and the plot stay on the dry sets. For dB metrics (SSNR) the absolute difference of
 the means in dB stands beside the percentage, and ``†`` flags a reference mean
 within ±1 dB of 0 dB, where the percentage is meaningless (it grows without
 bound as the base nears 0).
@@ -37,8 +40,11 @@ from espnet2_merit.scoring.registry import Metric
 from espnet2_merit.scoring.results import (
     format_snr,
     group_sets,
+    group_title,
     load_summaries,
     markdown_table,
+    parse_set_name,
+    split_rooms,
 )
 from espnet2_merit.scoring.set_scoring import headline_columns, read_per_utt, task_value
 from espnet2_merit.scoring.significance import (
@@ -189,6 +195,17 @@ def collect(runs: Dict[str, List[Run]]) -> Dict:
     return results
 
 
+def split_group(group: str) -> Tuple[str, str]:
+    """A group key of :func:`collect` -> (test part of the set names, noise)."""
+    test, noise = group.rsplit(", ", 1)
+    return test, noise
+
+
+def reverberant(group: str) -> bool:
+    """Whether a group holds reverberant sets (``<test>_rir<rooms>``)."""
+    return split_rooms(split_group(group)[0])[1] is not None
+
+
 def _cell(cell: Optional[Dict], metric: Metric, alpha: float) -> str:
     if cell is None:
         return "—"
@@ -205,10 +222,15 @@ def _cell(cell: Optional[Dict], metric: Metric, alpha: float) -> str:
     return text + (f" ({' / '.join(notes)})" if notes else "")
 
 
-def markdown(results: Dict, cols: List[Column], alpha: float) -> str:
+def markdown(
+    results: Dict, cols: List[Column], alpha: float, reverb: bool = False
+) -> str:
+    """The tables of the dry groups, or (``reverb``) of the reverberant ones."""
     parts = []
     for column in cols:
         for group, table in results.get(key(column), {}).items():
+            if reverberant(group) != reverb:
+                continue
             snrs = sorted({s for row in table.values() for s in row}, key=float)
             body = [
                 [name] + [_cell(row.get(s), column[1], alpha) for s in snrs]
@@ -218,8 +240,9 @@ def markdown(results: Dict, cols: List[Column], alpha: float) -> str:
             if not body:
                 continue
             header = ["system"] + [f"{s} dB" for s in snrs]
+            heading = group_title(*split_group(group))
             parts.append(
-                f"### {title(column)}, {group} noise\n\n{markdown_table(header, body)}"
+                f"### {title(column)}, {heading}\n\n{markdown_table(header, body)}"
             )
     return "\n\n".join(parts)
 
@@ -228,10 +251,16 @@ ROUTING = (("busiest_share", "busiest expert"), ("usage_entropy", "entropy"),
            ("speech_noise_tv", "speech/noise TV"))  # fmt: skip
 
 
+def _dry(set_name: str) -> bool:
+    parsed = parse_set_name(set_name)
+    return parsed is None or split_rooms(parsed[0])[1] is None
+
+
 def routing_table(runs: Dict[str, List[Run]]) -> str:
     """Per routed system and task: each routing statistic of the scoring stage
-    (``espnet2_merit.scoring.routing``), averaged over the test sets of a run,
-    then mean ± std over seeds."""
+    (``espnet2_merit.scoring.routing``), averaged over the dry test sets of a run
+    (reverberant ones left out, so the table keeps its meaning), then mean ± std
+    over seeds."""
     rows = []
     for name, system_runs in runs.items():
         tasks = sorted(
@@ -249,8 +278,8 @@ def routing_table(runs: Dict[str, List[Run]]) -> str:
                 for r in system_runs:
                     values = [
                         s["routing"][task].get(stat)
-                        for s in r.summaries.values()
-                        if task in s.get("routing", {})
+                        for n, s in r.summaries.items()
+                        if task in s.get("routing", {}) and _dry(n)
                     ]
                     values = [v for v in values if v is not None]
                     if values:
@@ -265,7 +294,7 @@ def routing_table(runs: Dict[str, List[Run]]) -> str:
         return ""
     header = ["system", "task"] + [h for _, h in ROUTING]
     return (
-        "### Routing, mean over the test sets\n\nbusiest expert: its share of "
+        "### Routing, mean over the dry test sets\n\nbusiest expert: its share of "
         "the frames (top-1); entropy of the expert shares / log E (1 = uniform); "
         "speech/noise TV: total variation distance between the expert shares of "
         "speech- and noise-dominated frames (0 = routed alike).\n\n"
@@ -287,7 +316,7 @@ def plot(results: Dict, column: Column, path: Path):
     import matplotlib.pyplot as plt
 
     table = results[key(column)]
-    groups = list(table)
+    groups = [g for g in table if not reverberant(g)]
     fig, axes = plt.subplots(
         1, len(groups), figsize=(5.5 * len(groups), 4), sharey=True
     )
@@ -347,6 +376,18 @@ def main(cmd=None):
         "",
         markdown(results, cols, args.alpha),
     ]
+    reverb = markdown(results, cols, args.alpha, reverb=True)
+    if reverb:
+        text += [
+            "",
+            "## Reverberant test sets",
+            "",
+            "The same systems on the reverberant test sets (stage 2: every "
+            "utterance convolved with an RIR of the seen or unseen room types, "
+            "then noise added at the SNR of the reverberant speech); same cells.",
+            "",
+            reverb,
+        ]
     routed = routing_table(runs)
     if routed:
         text += ["", routed]

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Recipe stage 2a: split noise recordings into disjoint train/dev/test pools (``espnet2_merit.simulation.noise_pools``)."""
+"""Recipe stage 2a: split noise recordings (or RIRs, ``--kind rir``) into disjoint train/dev/test pools (``espnet2_merit.simulation.noise_pools``)."""
 
 import argparse
 from pathlib import Path
 
+from espnet2_merit.simulation.noise_pools import KINDS
 from espnet2_merit.utils.cli import entry_point
 
 
@@ -34,6 +35,13 @@ def get_parser() -> argparse.ArgumentParser:
         help="Share of each seen dir for test_seen",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--kind",
+        choices=tuple(KINDS),
+        default="noise",
+        help="What the directories hold: noise recordings, or room impulse "
+        "responses (one room type per directory)",
+    )
     return parser
 
 
@@ -49,6 +57,7 @@ def main(cmd=None):
             dev_ratio=args.dev_ratio,
             test_ratio=args.test_ratio,
             seed=args.seed,
+            kind=args.kind,
         )
 
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Recipe stage 2b: noisy copies of a data directory at a target SNR (``espnet2_merit.simulation.simulate``)."""
+"""Recipe stage 2b: noisy (optionally reverberant) copies of a data directory at a target SNR (``espnet2_merit.simulation.simulate``)."""
 
 import argparse
 from pathlib import Path
 
+from espnet2_merit.simulation.mixing import REFERENCES
 from espnet2_merit.utils.cli import entry_point
 
 
@@ -38,6 +39,33 @@ def get_parser() -> argparse.ArgumentParser:
         choices=("PCM_16", "FLOAT"),
         default="PCM_16",
         help="Sample format of the written audio",
+    )
+    rir = parser.add_argument_group("reverberation (before the noise is added)")
+    rir.add_argument(
+        "--rir_scp",
+        type=Path,
+        default=None,
+        help="RIR pool: '<rir_id> <path>' lines (merit_prepare_noise --kind rir); "
+        "none: no reverberation",
+    )
+    rir.add_argument(
+        "--rir_prob",
+        type=float,
+        default=1.0,
+        help="Probability that an utterance is reverberant (with --rir_scp)",
+    )
+    rir.add_argument(
+        "--rir_reference",
+        choices=REFERENCES,
+        default="dry",
+        help="SE reference of a reverberant utterance: the dry speech, or its "
+        "direct path + --rir_early_ms of early reflections",
+    )
+    rir.add_argument(
+        "--rir_early_ms",
+        type=float,
+        default=50.0,
+        help="Early part after the direct path (ms) of --rir_reference early",
     )
     return parser
 

@@ -22,6 +22,7 @@ from espnet2_merit.scoring.registry import Metric
 from espnet2_merit.scoring.results import (
     format_snr,
     group_sets,
+    group_title,
     load_summaries,
     markdown_table,
 )
@@ -192,7 +193,7 @@ def compare(
         }
     all_sets = set().union(*(d.keys() for d in data.values()))
     groups, other = group_sets(all_sets)
-    ordered = [(f"{t}, {n} noise, {format_snr(snr)} dB", s)
+    ordered = [(f"{group_title(t, n)}, {format_snr(snr)} dB", s)
                for (t, n), sets in groups.items() for snr, s in sets]  # fmt: skip
     ordered += [(s, s) for s in other]
     tasks_per_kind: Dict[str, set] = {}

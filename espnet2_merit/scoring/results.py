@@ -1,6 +1,12 @@
 """``RESULTS.md`` of an experiment: one table per test set and noise set, a row
 per SNR, the columns of the registered metrics of every scored task
-(``espnet2_merit.scoring.registry``), and the expert usage per routed task."""
+(``espnet2_merit.scoring.registry``), and the expert usage per routed task.
+
+Set names carry the conditions: ``<test>_<noise>_snr<snr>`` (stage 2's noisy test
+sets) and ``<test>_rir<rooms>_<noise>_snr<snr>`` for reverberant ones (rooms: the
+RIR pool, ``seen`` or ``unseen`` room types). Reverberant sets get tables of their
+own, and a "dry vs reverberant" table per test and noise set puts the dry and
+reverberant sets of the same SNRs side by side."""
 
 import datetime
 import json
@@ -21,12 +27,34 @@ from espnet2_merit.scoring.set_scoring import read_floats, task_value
 from espnet2_merit.utils.datadir import atomic_write_text, read_kaldi
 
 SET_PATTERN = re.compile(r"^(?P<test>.+)_(?P<noise>[^_]+)_snr(?P<snr>-?\d+(?:\.\d+)?)$")
+ROOMS_PATTERN = re.compile(r"^(?P<test>.+)_rir(?P<rooms>[^_]+)$")
 
 
 def parse_set_name(name: str) -> Optional[Tuple[str, str, float]]:
     """``test1_seen_snr-5`` -> ("test1", "seen", -5.0); None if not that form."""
     m = SET_PATTERN.match(name)
     return (m["test"], m["noise"], float(m["snr"])) if m else None
+
+
+def split_rooms(test: str) -> Tuple[str, Optional[str]]:
+    """The test part of a set name -> (test set, rooms): ``test1_rirseen`` ->
+    ("test1", "seen"); ``test1`` -> ("test1", None), dry speech."""
+    m = ROOMS_PATTERN.match(test)
+    return (m["test"], m["rooms"]) if m else (test, None)
+
+
+def rooms_text(rooms: Optional[str]) -> str:
+    """``None`` -> "dry"; ``"seen"`` -> "seen rooms"."""
+    return "dry" if rooms is None else f"{rooms} rooms"
+
+
+def group_title(test: str, noise: str) -> str:
+    """Heading of a (test, noise) group: ``test1, seen noise`` or, reverberant,
+    ``test1, reverberant (unseen rooms), seen noise``."""
+    base, rooms = split_rooms(test)
+    if rooms is None:
+        return f"{test}, {noise} noise"
+    return f"{base}, reverberant ({rooms_text(rooms)}), {noise} noise"
 
 
 def format_snr(snr: float) -> str:
@@ -122,19 +150,47 @@ def read_usage(path: Path) -> np.ndarray:
     return read_floats(path, list(table)).mean(0)
 
 
-def _results_table(summaries: Dict[str, Dict], rows: List[Tuple[str, str]], first):
-    """Markdown table; ``rows`` are (first-column text, set name); columns that no
-    row has are left out."""
+def _results_table(summaries: Dict[str, Dict], rows: List[Tuple], first):
+    """Markdown table; ``rows`` are (first-column text, set name), or (texts of
+    the leading columns, set name) with ``first`` a list of their headers; columns
+    that no row has are left out."""
     cols = [
         c
         for c in result_columns({s: summaries[s] for _, s in rows})
         if any(c[1](summaries[s]) is not None for _, s in rows)
     ]
+
+    def lead(label) -> List[str]:
+        return [label] if isinstance(label, str) else list(label)
+
     body = [
-        [label] + [_fmt(get(summaries[s]), d) for _, get, d in cols]
+        lead(label) + [_fmt(get(summaries[s]), d) for _, get, d in cols]
         for label, s in rows
     ]
-    return markdown_table([first] + [c[0] for c in cols], body)
+    return markdown_table(lead(first) + [c[0] for c in cols], body)
+
+
+def reverberation_rows(groups) -> Dict[Tuple[str, str], List[Tuple[Tuple, str]]]:
+    """{(test, noise): [((rooms text, SNR text), set name)]} for every test and
+    noise set with reverberant sets: at each SNR of those, the dry set (when
+    scored) and the reverberant ones, dry first."""
+    by_base: Dict[Tuple[str, str], Dict] = defaultdict(dict)
+    for (test, noise), sets in groups.items():
+        base, rooms = split_rooms(test)
+        for snr, name in sets:
+            by_base[(base, noise)].setdefault(snr, {})[rooms] = name
+    out = {}
+    for key, per_snr in sorted(by_base.items()):
+        if not any(r is not None for sets in per_snr.values() for r in sets):
+            continue
+        rows = []
+        for snr, sets in sorted(per_snr.items()):
+            if set(sets) == {None}:
+                continue  # an SNR without reverberant sets
+            order = sorted(sets, key=lambda r: (r is not None, r or ""))
+            rows += [((rooms_text(r), format_snr(snr)), sets[r]) for r in order]
+        out[key] = rows
+    return out
 
 
 def results_dir(exp_dir: Path, decode_dir: Optional[Path] = None) -> Path:
@@ -168,10 +224,16 @@ def write_results(
         )
     groups, other = group_sets(summaries)
     tables = []
-    for (test, noise), sets in groups.items():
+    # dry groups first, then the reverberant ones
+    for (test, noise), sets in sorted(
+        groups.items(), key=lambda kv: split_rooms(kv[0][0])[1] is not None
+    ):
         rows = [(format_snr(snr), name) for snr, name in sets]
         table = _results_table(summaries, rows, "SNR (dB)")
-        tables.append(f"### {test}, {noise} noise\n\n{table}")
+        tables.append(f"### {group_title(test, noise)}\n\n{table}")
+    for (test, noise), rows in reverberation_rows(groups).items():
+        table = _results_table(summaries, rows, ["rooms", "SNR (dB)"])
+        tables.append(f"### {test}, {noise} noise: dry vs reverberant\n\n{table}")
     if other:
         rows = [(name, name) for name in other]
         tables.append(f"### Other sets\n\n{_results_table(summaries, rows, 'set')}")
@@ -201,6 +263,18 @@ def write_results(
         else:
             metric_lines += [
                 f"- `{task}` ({result.get('name')}): {SSNR_DEFINITION}",
+                *(
+                    [
+                        "  Reverberant sets (`<test>_rir<rooms>_...`): the noisy "
+                        "input is reverberant, the SNR is that of the reverberant "
+                        "speech, and the clean reference is stage 2's "
+                        "`--rir_reference` (the dry speech, or its direct path + "
+                        "early reflections); `noisy` scores therefore count the "
+                        "reverberation as distortion."
+                    ]
+                    if any(split_rooms(t)[1] for t, _ in groups)
+                    else []
+                ),
                 "  PESQ: wide-band (P.862.2, `pesq` package, 16 kHz). STOI: classic "
                 "(`pystoi`). SI-SDR: zero-mean, scale-invariant (dB). `enh`: the "
                 "model's enhanced output; `noisy`: the unprocessed input, both "
@@ -267,7 +341,9 @@ def _usage_section(out_dir: Path, decode_dir: Path, groups, summaries) -> str:
                     f"between SNRs: {sorted(widths)}"
                 )
             image = out_dir / "images" / f"expert_usage_{task}_{test}_{noise}.png"
-            plot_usage(usage, image, f"{task.upper()} expert usage, {test} {noise}")
+            plot_usage(
+                usage, image, f"{task.upper()} expert usage, {group_title(test, noise)}"
+            )
             num = widths.pop()
             routed = {
                 snr: summaries.get(name, {}).get("routing", {}).get(task, {})
@@ -289,7 +365,7 @@ def _usage_section(out_dir: Path, decode_dir: Path, groups, summaries) -> str:
                 rows,
             )
             parts.append(
-                f"### {task.upper()} task, {test}, {noise} noise\n\n{table}\n\n"
+                f"### {task.upper()} task, {group_title(test, noise)}\n\n{table}\n\n"
                 f"![{task} expert usage]({image.relative_to(out_dir)})"
             )
     if not parts:
@@ -300,7 +376,8 @@ def _usage_section(out_dir: Path, decode_dir: Path, groups, summaries) -> str:
         "shares over all frames, divided by log E (1 = uniform, 0 = one expert). "
         "speech/noise TV: total variation distance between the expert shares of "
         "speech-dominated frames (clean energy above the noise's in the frame) and "
-        "noise-dominated ones (0 = routed alike, 1 = disjoint experts)."
+        "noise-dominated ones (0 = routed alike, 1 = disjoint experts); in a "
+        "reverberant set the reverberation beyond the reference counts as noise."
     )
     return "\n\n".join([head] + parts)
 

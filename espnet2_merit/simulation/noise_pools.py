@@ -13,6 +13,11 @@ training. Writes ``<outdir>/{train,dev,test_seen,test_unseen}.scp``
 The shuffle of a directory is seeded by --seed and the directory's file list (not
 its location or its position in the option), so the same files give the same pools
 on any machine.
+
+``--kind rir`` splits room impulse responses the same way (one directory per room
+type; the unseen directories are room types held out for test_unseen), for the
+reverberation of stage 2 (``merit_simulate_noise --rir_scp``); only the wording of
+the messages differs.
 """
 
 import hashlib
@@ -30,13 +35,15 @@ from espnet2_merit.utils.datadir import write_kaldi
 PROG = "merit_prepare_noise"
 AUDIO_SUFFIXES = (".wav", ".flac")
 POOLS = ("train", "dev", "test_seen", "test_unseen")
+KINDS = {"noise": "noise", "rir": "RIR"}  # --kind -> the word of the messages
 logger = logging.getLogger(PROG)
 
 
-def find_audio(directory: Path) -> List[Path]:
+def find_audio(directory: Path, kind: str = "noise") -> List[Path]:
     """Audio files under ``directory`` (recursive), sorted by relative path."""
+    word = KINDS[kind]
     if not directory.is_dir():
-        raise MeritInputError(f"noise directory {directory}: no such directory")
+        raise MeritInputError(f"{word} directory {directory}: no such directory")
     files = sorted(
         p
         for p in directory.rglob("*")
@@ -44,16 +51,16 @@ def find_audio(directory: Path) -> List[Path]:
     )
     if not files:
         raise MeritInputError(
-            f"noise directory {directory}: no audio files "
+            f"{word} directory {directory}: no audio files "
             f"({'/'.join(s[1:] for s in AUDIO_SUFFIXES)}) found"
         )
     for p in files:
         try:
             frames = soundfile.info(str(p)).frames
         except Exception as e:
-            raise MeritInputError(f"noise file {p}: cannot read audio: {e}") from None
+            raise MeritInputError(f"{word} file {p}: cannot read audio: {e}") from None
         if frames == 0:
-            raise MeritInputError(f"noise file {p}: has no samples")
+            raise MeritInputError(f"{word} file {p}: has no samples")
     return files
 
 
@@ -93,12 +100,20 @@ def prepare_noise(
     dev_ratio: float = 0.1,
     test_ratio: float = 0.2,
     seed: int = 0,
+    kind: str = "noise",
 ) -> Dict[str, Dict[str, str]]:
     """Build the pools and write their scp files.
 
+    Args:
+        kind: ``"noise"`` or ``"rir"`` (room impulse responses): what the files
+            are, for the messages.
+
     Returns:
-        Pool name -> {noise_id: absolute path}.
+        Pool name -> {file id: absolute path}.
     """
+    if kind not in KINDS:
+        raise MeritInputError(f"--kind {kind!r} is not one of {list(KINDS)}")
+    word = KINDS[kind]
     if not seen_dirs:
         raise MeritInputError("--seen_dirs is empty: give at least one directory")
     if not (0 < dev_ratio < 1 and 0 < test_ratio < 1 and dev_ratio + test_ratio < 1):
@@ -110,16 +125,16 @@ def prepare_noise(
     for d in unseen_dirs:
         if d.resolve() in resolved[: len(seen_dirs)]:
             raise MeritInputError(
-                f"noise directory {d} is in both --seen_dirs and --unseen_dirs: "
-                "unseen noise must not be heard in training"
+                f"{word} directory {d} is in both --seen_dirs and --unseen_dirs: "
+                f"unseen {word} types must not be heard in training"
             )
     if len(set(resolved)) != len(resolved):
-        raise MeritInputError("a noise directory is listed twice")
+        raise MeritInputError(f"a {word} directory is listed twice")
 
     pools: Dict[str, Dict[str, str]] = {p: {} for p in POOLS}
     tags = _tags([*seen_dirs, *unseen_dirs])
     for i, d in enumerate([*seen_dirs, *unseen_dirs]):
-        files = find_audio(d)
+        files = find_audio(d, kind)
         ids = _noise_ids(tags[i], d, files)
         if i >= len(seen_dirs):
             counts = {"test_unseen": len(files)}
@@ -128,7 +143,7 @@ def prepare_noise(
             n_train, n_dev, n_test = split_counts(len(files), dev_ratio, test_ratio)
             if n_train < 1:
                 raise MeritInputError(
-                    f"noise directory {d}: {len(files)} audio file(s) cannot be split "
+                    f"{word} directory {d}: {len(files)} audio file(s) cannot be split "
                     "into train/dev/test_seen pools of at least one file each (add "
                     "files, or list the directory in --unseen_dirs)"
                 )
@@ -143,7 +158,7 @@ def prepare_noise(
                 nid = ids[j]
                 if any(nid in ids_ for ids_ in pools.values()):
                     raise MeritInputError(
-                        f"noise file {files[j]}: its id '{nid}' is taken by another "
+                        f"{word} file {files[j]}: its id '{nid}' is taken by another "
                         "file (rename one of them)"
                     )
                 pools[pool][nid] = str(files[j].resolve())
@@ -157,15 +172,15 @@ def prepare_noise(
     for pool in POOLS:
         path = outdir / f"{pool}.scp"
         if pool == "test_unseen" and not unseen_dirs:
-            path.unlink(missing_ok=True)  # a stale pool would look like unseen noise
+            path.unlink(missing_ok=True)  # a stale pool would look like unseen types
             logger.warning("no --unseen_dirs: test_unseen.scp is not written")
             continue
         if not pools[pool]:
-            raise MeritInputError(f"the {pool} noise pool is empty")
+            raise MeritInputError(f"the {pool} {word} pool is empty")
         write_kaldi(path, pools[pool])
     logger.info(
         f"wrote {outdir}: "
         + ", ".join(f"{p} {len(pools[p])}" for p in POOLS if pools[p])
-        + " noise files"
+        + f" {word} files"
     )
     return pools

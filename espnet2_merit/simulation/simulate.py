@@ -13,18 +13,40 @@ utterance comes from a generator seeded by (--seed, utterance id), so the output
 not depend on --nj or on the order of the utterances, and the same options give
 bit-identical files.
 
+Reverberation (``--rir_scp POOL --rir_prob P``): an utterance is reverberant with
+probability P; it is then convolved with an RIR drawn uniformly from the pool
+(:func:`~espnet2_merit.simulation.mixing.reverberate`: direct path scaled to 1 and
+aligned to delay 0, length kept) *before* the noise is added, then scaled back to
+the dry speech's power (as ESPnet's enhancement preprocessor does: the room must
+not change the speech level, a cue of emotion), and the SNR is measured against
+the reverberant speech (as ESPnet does too: the noise is scaled to the speech that
+reaches the microphone). The SE reference (spk1.scp, always written as
+``wavs/<utt>_clean.wav`` for a reverberant utterance) is ``--rir_reference``:
+``dry``, the dry speech (dereverberation + denoising), or ``early``, the speech
+convolved with the direct path and the next ``--rir_early_ms`` ms of the RIR (late
+reverberation and noise removed), scaled by the reverberant speech's gain so that
+the direct path in the mixture has the reference's level. The reverberation draws (apply or not, which RIR) come from a second
+generator seeded by (--seed, utterance id) alone, so adding --rir_scp never
+changes an utterance's noise file, offset or SNR: a dry utterance is
+bit-identical to the output without --rir_scp, a reverberant one has the same
+noise segment, scaled to the reverberant speech. --rir_prob 0 gives the output of
+no --rir_scp (plus an all-"-" utt2rir).
+
 Outputs in --outdir:
   wav.scp      noisy mixtures (``wavs/<utt>.wav``)
-  spk1.scp     clean references: the input file itself, or ``wavs/<utt>_clean.wav``
-               when the clean speech had to be changed (scaled or downmixed)
-  utt2snr      target SNR in dB
+  spk1.scp     SE references: the input file itself, or ``wavs/<utt>_clean.wav``
+               when the reference differs from it (scaled, downmixed, or
+               reverberant)
+  utt2snr      target SNR in dB (against the reverberant speech if reverberant)
   utt2noise    "<utt> <noise_id> <offset>": noise sample (at the speech's rate) the
                fitted segment starts at
+  utt2rir      "<utt> <rir_id>", or "<utt> -" for a dry utterance (only with
+               --rir_scp)
   copies of emotion, emotion_attr, utt2spk, utt2gender when present.
 
 A mixture that would clip is scaled to a peak of 0.99, and its clean reference by the
 same factor (written to ``wavs/<utt>_clean.wav``), so noisy - clean stays the scaled
-noise. Audio is 16-bit PCM unless --subtype FLOAT; an utterance whose 16-bit
+noise (noisy - reverberant speech, for a reverberant utterance). Audio is 16-bit PCM unless --subtype FLOAT; an utterance whose 16-bit
 quantisation would move its SNR by more than 0.05 dB (very quiet speech) is written
 as FLOAT instead, and counted in the log.
 
@@ -47,7 +69,7 @@ import numpy as np
 from tqdm import tqdm
 
 from espnet2_merit.errors import MeritInputError
-from espnet2_merit.simulation.mixing import fit_noise, mix
+from espnet2_merit.simulation.mixing import REFERENCES, fit_noise, mix, reverberate
 from espnet2_merit.utils.datadir import (
     PCM16_MAX,
     atomic_write_text,
@@ -62,19 +84,26 @@ from espnet2_merit.utils.datadir import (
 
 PROG = "merit_simulate_noise"
 COPIED_FILES = ("emotion", "emotion_attr", "utt2spk", "utt2gender")
-OUTPUT_FILES = ("wav.scp", "spk1.scp", "utt2snr", "utt2noise", *COPIED_FILES)
+OUTPUT_FILES = ("wav.scp", "spk1.scp", "utt2snr", "utt2noise", "utt2rir", *COPIED_FILES)
+DRY = "-"  # utt2rir's value for an utterance left dry
 PEAK = 0.99  # peak of a mixture that had to be scaled down
 SNR_TOLERANCE_DB = 0.05  # largest SNR change 16-bit quantisation may cause
 MAX_DRAWS = 10  # noise draws before a silent noise segment is an error
 VERSION = 1  # bump when the output for the same options changes
 logger = logging.getLogger(PROG)
 _POOL: List[Tuple[str, str]] = []  # the noise pool, (noise_id, path), per process
+_RIRS: List[Tuple[str, str]] = []  # the RIR pool, (rir_id, path), per process
 _WORKER = [False]  # whether this process is one of --nj workers
 
 
-def utt_rng(seed: int, utt: str) -> np.random.Generator:
-    """The random generator of one utterance: a function of (seed, utt) only."""
-    digest = hashlib.sha256(f"{seed}/{utt}".encode()).digest()
+def utt_rng(seed: int, utt: str, stream: str = "") -> np.random.Generator:
+    """The random generator of one utterance: a function of (seed, utt) only.
+
+    ``stream`` names an independent generator of the same utterance (``"rir"``:
+    the reverberation draws), so that one kind of draw never shifts another's.
+    """
+    key = f"{seed}/{utt}" if not stream else f"{stream}:{seed}/{utt}"
+    digest = hashlib.sha256(key.encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
@@ -134,6 +163,9 @@ class Job(NamedTuple):
     snr: Optional[float]
     snr_range: Optional[Tuple[float, float]]
     subtype: str
+    rir_prob: float = 0.0
+    rir_reference: str = "dry"
+    rir_early_ms: float = 50.0
 
 
 class Result(NamedTuple):
@@ -146,12 +178,25 @@ class Result(NamedTuple):
     scaled: bool
     float_fallback: bool
     redraws: int
+    rir_id: str = DRY
 
 
 def _stored_snr(clean: np.ndarray, noisy: np.ndarray) -> float:
     """SNR (dB) of the signals as stored; inf when the noise was rounded away."""
     with np.errstate(divide="ignore"):
         return 10 * np.log10(np.mean(clean**2) / np.mean((noisy - clean) ** 2))
+
+
+def draw_rir(job: Job) -> Optional[Tuple[str, str]]:
+    """The (rir_id, path) an utterance is convolved with, or None (dry): one
+    uniform draw against --rir_prob, then one index draw if reverberant, from the
+    utterance's "rir" generator (independent of its noise draws)."""
+    if not _RIRS:
+        return None
+    rng = utt_rng(job.seed, job.utt, "rir")
+    if not rng.random() < job.rir_prob:
+        return None
+    return _RIRS[int(rng.integers(len(_RIRS)))]
 
 
 def simulate_utt(job: Job) -> Result:
@@ -165,6 +210,32 @@ def simulate_utt(job: Job) -> Result:
             f"{what}: clean speech {job.clean_path} is silent or empty: no SNR can "
             "be set"
         )
+    speech, rir_id = clean, DRY  # what the noise is added (and scaled) to
+    rir = draw_rir(job)
+    if rir is not None:
+        rir_id, rir_path = rir
+        dry_power = float(np.mean(clean**2))
+        speech, clean = reverberate(
+            clean,
+            load_rir(rir_path, rir_id, fs),
+            fs,
+            reference=job.rir_reference,
+            early_ms=job.rir_early_ms,
+        )
+        speech, clean = speech.astype(np.float64), clean.astype(np.float64)
+        wet_power = float(np.mean(speech**2))
+        if wet_power == 0.0:
+            raise MeritInputError(
+                f"{what}: reverberant speech with RIR '{rir_id}' ({rir_path}) is "
+                "silent: no SNR can be set"
+            )
+        # Back to the dry speech's power (the reverberation adds 3-18 dB to a
+        # direct path of 1 in the mini recipe's rooms, a level cue of the room,
+        # not of the speaker); the reference by the same gain, so the direct
+        # path in the mixture keeps its level against it.
+        gain = np.sqrt(dry_power / wet_power)
+        speech, clean = speech * gain, clean * gain
+        changed = True
     rng = utt_rng(job.seed, job.utt)
     snr = job.snr
     if snr is None:
@@ -172,7 +243,7 @@ def simulate_utt(job: Job) -> Result:
     for draw in range(MAX_DRAWS):
         noise_id, noise_path = _POOL[int(rng.integers(len(_POOL)))]
         segment, offset = fit_noise(
-            load_noise(noise_path, noise_id, fs), len(clean), rng
+            load_noise(noise_path, noise_id, fs), len(speech), rng
         )
         if np.any(segment):
             break  # a digitally silent stretch of a recording cannot be scaled
@@ -181,20 +252,26 @@ def simulate_utt(job: Job) -> Result:
             f"{what}: {MAX_DRAWS} noise draws gave only silent segments (last: "
             f"'{noise_id}' {noise_path}); check the noise pool"
         )
-    noisy, _ = mix(clean, segment, snr)
+    noisy, _ = mix(speech, segment, snr)
 
     peak = float(np.abs(noisy).max())
+    if rir is not None:  # an early reference may peak above the mixture
+        peak = max(peak, float(np.abs(clean).max()))
     scaled = peak > PCM16_MAX
-    if scaled:  # same factor for both, so noisy - clean is still the scaled noise
+    if scaled:  # same factor for all, so noisy - speech is still the scaled noise
         noisy = noisy * (PEAK / peak)
         clean = clean * (PEAK / peak)
+        speech = speech * (PEAK / peak)
         changed = True
     subtype = job.subtype
     float_fallback = False
     if subtype == "PCM_16":
         stored_noisy = quantize_pcm16(noisy) / 32768.0
-        stored_clean = quantize_pcm16(clean) / 32768.0 if changed else clean
-        if abs(_stored_snr(stored_clean, stored_noisy) - snr) > SNR_TOLERANCE_DB:
+        if rir is not None:  # the reverberant speech is not stored: as computed
+            stored_speech = speech
+        else:
+            stored_speech = quantize_pcm16(clean) / 32768.0 if changed else clean
+        if abs(_stored_snr(stored_speech, stored_noisy) - snr) > SNR_TOLERANCE_DB:
             subtype, float_fallback = "FLOAT", True
 
     out = Path(job.outdir) / "wavs"
@@ -214,11 +291,17 @@ def simulate_utt(job: Job) -> Result:
         scaled,
         float_fallback,
         draw,
+        rir_id,
     )
 
 
-def _init(pool: List[Tuple[str, str]], worker: bool = False):
+def _init(
+    pool: List[Tuple[str, str]],
+    worker: bool = False,
+    rirs: Optional[List[Tuple[str, str]]] = None,
+):
     _POOL[:] = pool
+    _RIRS[:] = rirs or []
     _WORKER[0] = worker
     load_noise.cache_clear()
     load_rir.cache_clear()
@@ -235,6 +318,7 @@ def options_hash(args: argparse.Namespace, wav_scp: Path) -> str:
         "snr_range": args.snr_range,
         "seed": args.seed,
         "subtype": args.subtype,
+        **_rir_spec(args),
         "copied": {
             f: file_sha256(args.data_dir / f)
             for f in COPIED_FILES
@@ -242,6 +326,19 @@ def options_hash(args: argparse.Namespace, wav_scp: Path) -> str:
         },
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _rir_spec(args: argparse.Namespace) -> Dict:
+    """The reverberation options of the hash; none without --rir_scp, so markers
+    written before reverberation existed stay valid."""
+    if args.rir_scp is None:
+        return {}
+    return {
+        "rir_scp": file_sha256(args.rir_scp),
+        "rir_prob": args.rir_prob,
+        "rir_reference": args.rir_reference,
+        "rir_early_ms": args.rir_early_ms,
+    }
 
 
 def _check_args(args: argparse.Namespace):
@@ -255,6 +352,20 @@ def _check_args(args: argparse.Namespace):
             raise MeritInputError(f"--snr_range: expected LO <= HI, got {lo} {hi}")
     if args.outdir.resolve() == args.data_dir.resolve():
         raise MeritInputError("--outdir must differ from --data_dir")
+    if args.rir_scp is not None:
+        if not 0.0 <= args.rir_prob <= 1.0:
+            raise MeritInputError(f"--rir_prob must be in [0, 1], got {args.rir_prob}")
+        if args.rir_reference not in REFERENCES:
+            raise MeritInputError(
+                f"--rir_reference {args.rir_reference!r} is not one of "
+                f"{list(REFERENCES)}"
+            )
+        if not (np.isfinite(args.rir_early_ms) and args.rir_early_ms >= 0):
+            raise MeritInputError(
+                f"--rir_early_ms must be a number >= 0, got {args.rir_early_ms}"
+            )
+        if not args.rir_scp.is_file():
+            raise MeritInputError(f"--rir_scp {args.rir_scp}: no such file")
 
 
 def simulate(args: argparse.Namespace) -> Dict[str, Result]:
@@ -279,7 +390,12 @@ def simulate(args: argparse.Namespace) -> Dict[str, Result]:
     if not pool:
         raise MeritInputError(f"{args.noise_scp}: the noise pool is empty")
     pool = sorted(pool.items())
-    _init(pool)
+    rirs: List[Tuple[str, str]] = []
+    if args.rir_scp is not None:
+        rirs = sorted(read_kaldi(args.rir_scp).items())
+        if not rirs:
+            raise MeritInputError(f"{args.rir_scp}: the RIR pool is empty")
+    _init(pool, rirs=rirs)
 
     # Start clean: files of an older run with other options must not linger.
     done.unlink(missing_ok=True)
@@ -299,6 +415,9 @@ def simulate(args: argparse.Namespace) -> Dict[str, Result]:
             args.snr,
             snr_range,
             args.subtype,
+            args.rir_prob if rirs else 0.0,
+            args.rir_reference,
+            args.rir_early_ms,
         )
         for u, p in utts.items()
     ]
@@ -313,7 +432,7 @@ def simulate(args: argparse.Namespace) -> Dict[str, Result]:
         ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
         chunk = max(1, min(16, len(jobs) // (4 * args.nj)))
         with ctx.Pool(
-            min(args.nj, len(jobs)), initializer=_init, initargs=(pool, True)
+            min(args.nj, len(jobs)), initializer=_init, initargs=(pool, True, rirs)
         ) as workers:
             for res in workers.imap_unordered(simulate_utt, jobs, chunksize=chunk):
                 results[res.utt] = res
@@ -327,6 +446,8 @@ def simulate(args: argparse.Namespace) -> Dict[str, Result]:
     write_kaldi(
         args.outdir / "utt2noise", {r.utt: f"{r.noise_id} {r.offset}" for r in rs}
     )
+    if rirs:
+        write_kaldi(args.outdir / "utt2rir", {r.utt: r.rir_id for r in rs})
     for name in COPIED_FILES:
         if (args.data_dir / name).is_file():
             tmp = args.outdir / f"{name}.tmp"
@@ -337,11 +458,18 @@ def simulate(args: argparse.Namespace) -> Dict[str, Result]:
     n_scaled = sum(r.scaled for r in rs)
     n_float = sum(r.float_fallback for r in rs)
     n_redraw = sum(r.redraws > 0 for r in rs)
+    n_rir = sum(r.rir_id != DRY for r in rs)
     logger.info(
         f"{args.outdir}: {len(results)} utterances, "
         + (f"SNR {args.snr:g} dB" if args.snr is not None else f"SNR {snr_range} dB")
         + f", {len({r.noise_id for r in rs})} distinct noise files; "
         f"{n_scaled} scaled down to avoid clipping, {n_float} written as FLOAT "
         f"(too quiet for 16 bits), {n_redraw} with a silent first noise draw"
+        + (
+            f"; {n_rir} reverberant ({len({r.rir_id for r in rs} - {DRY})} distinct "
+            f"RIRs, {args.rir_reference} reference)"
+            if rirs
+            else ""
+        )
     )
     return results

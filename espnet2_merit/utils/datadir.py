@@ -21,6 +21,7 @@ KEYED_TEXT_FILES = (
     "utt2gender",
     "utt2snr",
     "utt2noise",
+    "utt2rir",
 )
 # Sound lists, noisy input first.
 SOUND_SCPS = ("wav.scp", "spk1.scp")

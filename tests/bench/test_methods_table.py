@@ -18,7 +18,7 @@ from espnet2_merit.scoring.significance import (
 
 table = load_local("methods_table", "bench")
 SEEDS = (1, 2)
-SETS = ("test1_seen_snr-5", "test1_unseen_snr5")
+SETS = ("test1_seen_snr-5", "test1_unseen_snr5", "test1_rirunseen_seen_snr5")
 CLASSES = ["A", "S", "H", "N"]
 UTTS = [f"u{i}" for i in range(12)]
 REFS = [CLASSES[i % 4] for i in range(12)]
@@ -156,6 +156,23 @@ def test_db_metrics_show_the_difference_and_flag_a_base_near_0_db(made):
         (shown,) = _cells(text, f"{title}, test1, seen noise", "sparse MERIT")
         assert "dB" not in shown and "†" not in shown and "%" in shown
     assert "±1 dB of 0 dB" in text
+
+
+def test_reverberant_sets_get_a_second_table(made):
+    out, results = made
+    text = out.read_text()
+    dry, reverb = text.split("## Reverberant test sets", 1)
+    assert "reverberant" not in dry.split("### Routing")[0]
+    titles = re.findall(r"^### (.*), test1, reverberant \(unseen rooms\), seen noise$",
+                        reverb, flags=re.M)  # fmt: skip
+    assert titles == ["SER F1-macro", "SE SSNR (dB)", "SE PESQ", "SE STOI"]
+    cell = results["ser_f1_macro"]["test1_rirunseen, seen"]["sparse MERIT"]["5"]
+    assert "naive MTL" in cell["vs"]
+    (shown,) = _cells(
+        text, "SER F1-macro, test1, reverberant (unseen rooms), seen noise",
+        "sparse MERIT",
+    )  # fmt: skip
+    assert shown.startswith(f"{cell['mean']:.4f} ± ")
 
 
 def test_missing_run_is_a_clear_error(expdir, tmp_path):

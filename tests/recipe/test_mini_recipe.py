@@ -1,8 +1,9 @@
 """The whole mini recipe, stages 1-13, in a scratch copy of the recipe directory
 (a smaller corpus, two test SNRs and one epoch per step, to fit the test budget; the
 README's command runs the full-size mini recipe), with the three-task config (SE +
-emotion classes + attributes): every task is trained, decoded, scored and packed,
-and the packed model answers ``merit predict --json``."""
+emotion classes + attributes) and the recipe's reverberant test sets: every task is
+trained, decoded, scored and packed, and the packed model answers ``merit predict
+--json``."""
 
 import json
 import os
@@ -46,6 +47,10 @@ def test_mini_recipe_end_to_end(tmp_path):
     for name in ("F1-macro", "CCC mean", "SSNR", "PESQ", "STOI", "unseen", "-5"):
         assert name in results, name
     assert "ATTR task" in results  # three routers: usage of each
+    # The reverberant test sets (pyroomacoustics RIRs, seen and unseen rooms).
+    for rooms in ("seen", "unseen"):
+        assert f"### test1, reverberant ({rooms} rooms), seen noise" in results
+    assert "### test1, seen noise: dry vs reverberant" in results
     # Routing statistics from the decoded routes (the merged manifest keeps the
     # frame shift they need).
     assert "| entropy | speech/noise TV |" in results

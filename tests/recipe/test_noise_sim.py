@@ -2,12 +2,16 @@
 and the mixing functions they use, on tiny generated speech and noise."""
 
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from merit_testing import REPO, SPARSE_TINY, copy_recipe
 
 from espnet2_merit.bin import merit_prepare_noise as prepare_noise
 from espnet2_merit.bin import merit_simulate_noise as simulate_noise
@@ -525,3 +529,180 @@ def test_load_rir_takes_the_first_channel_resamples_and_names_bad_files(tmp_path
     (tmp_path / "bad.wav").write_bytes(b"not audio")
     with pytest.raises(MeritInputError, match="RIR 'bad'.*cannot read"):
         load_rir(str(tmp_path / "bad.wav"), "bad", FS)
+
+
+# ------------------------------------------------------------ reverberation
+def make_rir_dir(root: Path, kind: str, num: int, delay0: int) -> Path:
+    """``num`` toy RIRs (float wav) of one room type."""
+    for i in range(num):
+        path = root / kind / f"{kind}{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, _room(delay0 + 7 * i), FS, subtype="FLOAT")
+    return root / kind
+
+
+@pytest.fixture(scope="module")
+def rirs(corpus):
+    root = corpus["root"] / "rir"
+    seen = [make_rir_dir(root, k, 5, d) for k, d in (("small", 3), ("large", 40))]
+    unseen = [make_rir_dir(root, "hall", 2, 90)]
+    prepare_noise.main(
+        [
+            "--kind", "rir", "--seen_dirs", " ".join(map(str, seen)),
+            "--unseen_dirs", str(unseen[0]), "--outdir", str(root / "pools"),
+        ]
+    )  # fmt: skip
+    return root / "pools"
+
+
+def test_rir_pools_are_disjoint_with_room_types_held_out(rirs, tmp_path):
+    pools = {p: read_table(rirs / f"{p}.scp") for p in noise_pools.POOLS}
+    assert [len(pools[p]) for p in noise_pools.POOLS] == [6, 2, 2, 2]
+    ids = [i for p in pools.values() for i in p]
+    assert len(ids) == len(set(ids))  # no RIR in two pools
+    for pool in ("train", "dev", "test_seen"):  # every seen room type in each
+        assert {i.split("-")[0] for i in pools[pool]} == {"small", "large"}
+    assert {i.split("-")[0] for i in pools["test_unseen"]} == {"hall"}
+    with pytest.raises(SystemExit, match="RIR directory .*nope: no such directory"):
+        prepare_noise.main(
+            ["--kind", "rir", "--seen_dirs", str(tmp_path / "nope"), "--outdir",
+             str(tmp_path / "out")]
+        )  # fmt: skip
+
+
+def _rir_opts(rirs: Path, prob: str, *extra):
+    return ["--rir_scp", str(rirs / "train.scp"), "--rir_prob", prob, *extra]
+
+
+def _files(out: Path):
+    """Every output file's bytes, paths made relative to ``out``."""
+    files = {p.name: p.read_bytes() for p in (out / "wavs").iterdir()}
+    for name in ("wav.scp", "spk1.scp", "utt2snr", "utt2noise"):
+        files[name] = (out / name).read_text().replace(str(out.resolve()), "").encode()
+    return files
+
+
+def test_rir_prob_0_is_the_dry_output_and_dry_utterances_keep_their_bytes(
+    corpus, rirs, tmp_path
+):
+    pool, clean = corpus["pools"] / "dev.scp", corpus["clean"]
+    dry = _files(simulate(clean, pool, tmp_path / "dry", snr="0"))
+    none = simulate(clean, pool, tmp_path / "p0", *_rir_opts(rirs, "0"), snr="0")
+    assert _files(none) == dry
+    assert set(read_table(none / "utt2rir").values()) == {"-"}
+    half = simulate(clean, pool, tmp_path / "p5", *_rir_opts(rirs, "0.5"), snr="0")
+    utt2rir = read_table(half / "utt2rir")
+    wet = {u for u, r in utt2rir.items() if r != "-"}
+    assert 0 < len(wet) < len(UTTS)
+    got = _files(half)
+    for utt in set(UTTS) - wet:  # a dry utterance: bytes of the run without RIRs
+        assert got[f"{utt}.wav"] == dry[f"{utt}.wav"]
+    for utt in wet:
+        assert got[f"{utt}.wav"] != dry[f"{utt}.wav"]
+    # the noise draws never depend on the reverberation
+    assert got["utt2noise"] == dry["utt2noise"] and got["utt2snr"] == dry["utt2snr"]
+
+
+@pytest.mark.parametrize("reference", ["dry", "early"])
+def test_reverberant_mixtures_have_the_snr_of_the_reverberant_speech(
+    corpus, rirs, tmp_path, reference
+):
+    from espnet2_merit.simulation.simulate import load_rir
+
+    # quiet enough that no mixture is scaled down against clipping
+    clean = make_clean_dir(tmp_path / "clean", gains=[0.05] * 6)
+    pool = corpus["pools"] / "dev.scp"
+    opts = _rir_opts(rirs, "1", "--rir_reference", reference)
+    out = simulate(clean, pool, tmp_path / "a", *opts, snr="5")
+    rir_pool = read_table(rirs / "train.scp")
+    utt2rir = read_table(out / "utt2rir")
+    assert set(utt2rir) == set(UTTS) and set(utt2rir.values()) <= set(rir_pool)
+    sources, refs = read_table(clean / "wav.scp"), read_table(out / "spk1.scp")
+    for utt, noisy_path in read_table(out / "wav.scp").items():
+        dry = soundfile.read(sources[utt], dtype="float64")[0]
+        rir = load_rir(rir_pool[utt2rir[utt]], utt2rir[utt], FS)
+        wet, expected_ref = reverberate(dry, rir, FS, reference=reference)
+        # back to the dry speech's power, the reference by the same gain
+        gain = np.sqrt(np.mean(dry**2) / np.mean(wet.astype(np.float64) ** 2))
+        wet, expected_ref = wet * gain, expected_ref * gain
+        assert np.mean(wet**2) == pytest.approx(np.mean(dry**2), rel=1e-5)
+        noisy = soundfile.read(noisy_path, dtype="float64")[0]
+        snr = 10 * np.log10(np.sum(wet**2) / np.sum((noisy - wet) ** 2))
+        assert abs(snr - 5) < 0.05, (utt, snr)
+        ref = soundfile.read(refs[utt], dtype="float64")[0]
+        np.testing.assert_allclose(ref, expected_ref, atol=1 / 32768)
+        assert refs[utt].endswith(f"wavs/{utt}_clean.wav")
+    # seeded and --nj-independent
+    again = simulate(clean, pool, tmp_path / "b", *opts, snr="5", nj=2)
+    assert _files(again) == _files(out)
+    assert (again / "utt2rir").read_text() == (out / "utt2rir").read_text()
+
+
+def test_rir_options_enter_the_marker_and_bad_rirs_name_their_file(
+    corpus, rirs, tmp_path, caplog
+):
+    pool, clean = corpus["pools"] / "dev.scp", corpus["clean"]
+    out = simulate(clean, pool, tmp_path / "sim", *_rir_opts(rirs, "1"), snr="5")
+    first = (out / "wav.scp").read_text()
+    with caplog.at_level(logging.INFO):
+        simulate(clean, pool, out, *_rir_opts(rirs, "1", "--rir_early_ms", "20"))
+    assert "skipped" not in caplog.text  # --rir_early_ms is an option of the output
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        simulate(clean, pool, out, *_rir_opts(rirs, "1", "--rir_early_ms", "20"))
+    assert "skipped" in caplog.text and (out / "wav.scp").read_text() == first
+    soundfile.write(tmp_path / "zero.wav", np.zeros(64), FS, subtype="FLOAT")
+    _write(tmp_path / "zero.scp", [("zero", tmp_path / "zero.wav")])
+    cases = [
+        (["--rir_scp", str(tmp_path / "zero.scp")], "RIR 'zero'.*zero.wav.*silent"),
+        (_rir_opts(rirs, "1.5"), "--rir_prob must be in"),
+        (["--rir_scp", str(tmp_path / "no.scp")], "--rir_scp .*no.scp: no such file"),
+    ]
+    for i, (extra, match) in enumerate(cases):
+        with pytest.raises(SystemExit, match=f"merit_simulate_noise: error: .*{match}"):
+            simulate(clean, pool, tmp_path / f"bad{i}", *extra)
+
+
+def test_recipe_stage_2_reverberates_train_dev_and_makes_reverberant_tests(
+    corpus, rirs, tmp_path
+):
+    """merit.sh's reverberation options: RIR pools from the RIR directories,
+    train/dev reverberant with --rir_prob, one reverberant test set per rooms x
+    noise x SNR named for the scoring, the reference option passed on."""
+    recipe = copy_recipe(REPO / "egs2" / "mini_msp_podcast" / "merit1", tmp_path / "r")
+    for dset in ("train", "dev", "test"):
+        shutil.copytree(corpus["clean"], recipe / "data" / dset)
+    rir = rirs.parent
+    cmd = [
+        "./merit.sh", "--stage", "2", "--stop_stage", "2",
+        "--train_config", str(SPARSE_TINY), "--test_sets", "test", "--nj", "1",
+        "--noise_seen_dirs", " ".join(map(str, corpus["seen"])),
+        "--noise_unseen_dirs", str(corpus["unseen"][0]),
+        "--noise_sets", "seen", "--test_snrs", "5", "--train_snr", "5",
+        "--rir_seen_dirs", f"{rir / 'small'} {rir / 'large'}",
+        "--rir_unseen_dirs", str(rir / "hall"), "--rir_prob", "0.5",
+        "--rir_reference", "early", "--rir_early_ms", "20",
+        "--rir_noise_sets", "seen", "--rir_test_snrs", "0",
+    ]  # fmt: skip
+    env = dict(os.environ, MERIT_PYTHON=sys.executable, MERIT_CMD_BACKEND="local")
+    out = subprocess.run(cmd, cwd=recipe, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    data = recipe / "data"
+    assert sorted(p.stem for p in (data / "rir").glob("*.scp")) == sorted(
+        noise_pools.POOLS
+    )
+    train = set(read_table(data / "train_sim" / "utt2rir").values())
+    assert "-" in train and train - {"-"} <= set(read_table(data / "rir/train.scp"))
+    for room in ("seen", "unseen"):
+        sim = data / f"test_rir{room}_seen_snr0"
+        pool = set(read_table(data / "rir" / f"test_{room}.scp"))
+        assert set(read_table(sim / "utt2rir").values()) <= pool  # all reverberant
+        assert set(read_table(sim / "utt2snr").values()) == {"0"}
+        assert all("_clean.wav" in p for p in read_table(sim / "spk1.scp").values())
+        # the dry twin's noise draws: a paired comparison
+        assert (sim / "utt2noise").read_text() == (
+            data / "test_seen_snr5" / "utt2noise"
+        ).read_text()
+    script = (recipe / "dump" / "log" / "noise_sim.sh").read_text()
+    assert script.count("--rir_early_ms 20") == 4  # train, dev, 2 test sets
+    assert not (data / "test_seen_snr0").exists()

@@ -16,7 +16,7 @@ from espnet2_merit.bin import merit_compare, merit_score
 from espnet2_merit.merit.heads.targets import LabelTarget, VectorTarget, WaveformTarget
 from espnet2_merit.scoring import registry, set_scoring
 from espnet2_merit.scoring.registry import Metric
-from espnet2_merit.scoring.results import parse_set_name
+from espnet2_merit.scoring.results import parse_set_name, split_rooms
 from espnet2_merit.scoring.se import pesq_wb, segmental_snr, si_sdr, stoi
 from espnet2_merit.scoring.ser import attribute_metrics, classification_metrics
 from espnet2_merit.scoring.significance import (
@@ -551,6 +551,43 @@ def test_results_md(scored, tmp_path, capsys):
             image = exp / "images" / f"expert_usage_{task}_test1_{noise}.png"
             assert image.stat().st_size > 1000
     assert parse_set_name("test2_unseen_snr-2.5") == ("test2", "unseen", -2.5)
+
+
+def test_results_md_groups_reverberant_sets_by_rooms(scored, tmp_path):
+    """``<test>_rir<rooms>_<noise>_snr<snr>``: a table per rooms after the dry
+    ones, and a dry vs reverberant table at the reverberant SNRs."""
+    hyp, _ = scored
+    exp = tmp_path / "exp" / "sparse"
+    names = ["test1_seen_snr0", "test1_seen_snr5", "test1_rirunseen_seen_snr5",
+             "test1_rirseen_seen_snr5", "test1_rirseen_seen_snr0"]  # fmt: skip
+    f1 = {}
+    for i, name in enumerate(names):
+        shutil.copytree(hyp, exp / "decode" / name)
+        path = exp / "decode" / name / "score" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["tasks"]["ser"]["scores"]["f1_macro"] = f1[name] = 0.1 * (i + 1)
+        path.write_text(json.dumps(summary))
+    merit_score.main(["--results", str(exp)])
+    text = (exp / "RESULTS.md").read_text()
+    tables = _parse_tables(text)
+    titles = [t for t in tables if not t.startswith(("SE task", "SER task"))]
+    assert titles == [
+        "test1, seen noise",
+        "test1, reverberant (seen rooms), seen noise",
+        "test1, reverberant (unseen rooms), seen noise",
+        "test1, seen noise: dry vs reverberant",
+    ]
+    assert [r["SNR (dB)"] for r in tables[titles[1]]] == ["0", "5"]
+    both = tables["test1, seen noise: dry vs reverberant"]
+    assert [(r["rooms"], r["SNR (dB)"]) for r in both] == [
+        ("dry", "0"), ("seen rooms", "0"),
+        ("dry", "5"), ("seen rooms", "5"), ("unseen rooms", "5"),
+    ]  # fmt: skip
+    assert float(both[4]["F1-macro"]) == pytest.approx(f1["test1_rirunseen_seen_snr5"])
+    assert "Reverberant sets (`<test>_rir<rooms>_...`)" in text
+    assert "SE task, test1, reverberant (unseen rooms), seen noise" in tables
+    assert split_rooms("test1_rirseen") == ("test1", "seen")
+    assert split_rooms("test1") == ("test1", None)
 
 
 def test_results_md_has_every_metric_of_every_task(scored, tmp_path):

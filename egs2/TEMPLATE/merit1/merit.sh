@@ -62,6 +62,19 @@ test_snrs="-5 0 5 10"  # dB, one test set per SNR and noise set
 noise_sets="seen unseen"
 sim_seed=0
 simulate_noise=true    # false: the corpus has noisy/clean pairs already (skip stage 2)
+# Stage 2: reverberation, before the noise (none while rir_seen_dirs is empty)
+rir_seen_dirs=""       # RIR directories (one room type each) split into train/dev/test pools
+rir_unseen_dirs=""     # RIR directories (room types) used only for the "unseen rooms" tests
+rir_dev_ratio=0.1
+rir_test_ratio=0.2
+rir_prob=0.5           # probability that a train/dev utterance is reverberant
+rir_reference=dry      # SE reference of reverberant speech: dry (dereverberation +
+                       # denoising) or early (direct path + rir_early_ms: denoising +
+                       # late-reverberation removal)
+rir_early_ms=50
+rir_sets="seen unseen" # rooms of the reverberant test sets (RIR pools test_<set>)
+rir_noise_sets="seen unseen"  # noise sets of the reverberant test sets
+rir_test_snrs="-5 0 5 10"     # dB, one reverberant test set per SNR, noise and rooms
 
 # Stages 3-4: formatting and filtering
 fs=16000
@@ -139,6 +152,13 @@ Options (default in brackets):
   --test_snrs               Test SNRs in dB ["${test_snrs}"]
   --noise_sets              Test noise sets ["${noise_sets}"]
   --simulate_noise          Mix noise in stage 2; false: data.sh gave noisy/clean pairs [${simulate_noise}]
+  --rir_seen_dirs           RIR dirs (room types) split into train/dev/test pools; empty: no reverberation ["${rir_seen_dirs}"]
+  --rir_unseen_dirs         RIR dirs for the unseen-rooms test sets only ["${rir_unseen_dirs}"]
+  --rir_prob                Share of reverberant train/dev utterances [${rir_prob}]
+  --rir_reference           SE reference of reverberant speech: dry or early [${rir_reference}]
+  --rir_early_ms            Early part of the RIR kept by --rir_reference early [${rir_early_ms}]
+  --rir_sets / --rir_noise_sets / --rir_test_snrs   Reverberant test sets: rooms, noise sets, SNRs
+                            ["${rir_sets}" / "${rir_noise_sets}" / "${rir_test_snrs}"]
   --fs / --min_sec / --max_sec   Sampling rate, training durations [${fs} / ${min_sec} / ${max_sec}]
   --train_set / --valid_set / --test_sets   Data sets [${train_set} / ${valid_set} / "${test_sets}"]
   --clean_test_sets         Test sets decoded without added noise ["${clean_test_sets}"]
@@ -259,6 +279,18 @@ decode_dir=${exp}/${inference_tag}
 results_md=${exp}/RESULTS.md
 [ "${inference_tag}" = decode ] || results_md=${decode_dir}/RESULTS.md
 test_sim=()
+# Reverberant test sets: <test>_rir<rooms>_<noise>_snr<snr> (the scoring groups them
+# by rooms); the unseen rooms need their own RIR directories.
+_rir_sets=""
+if [ -n "${rir_seen_dirs}" ] && [ "${simulate_noise}" = true ]; then
+    for room in ${rir_sets}; do
+        if [ "${room}" = unseen ] && [ -z "${rir_unseen_dirs}" ]; then
+            log "no --rir_unseen_dirs: no unseen-rooms test sets"
+            continue
+        fi
+        _rir_sets+=" ${room}"
+    done
+fi
 if [ "${simulate_noise}" = true ]; then
     train_sim=${train_set}_sim
     valid_sim=${valid_set}_sim
@@ -266,6 +298,13 @@ if [ "${simulate_noise}" = true ]; then
         for noise in ${noise_sets}; do
             for snr in ${test_snrs}; do
                 test_sim+=("${dset}_${noise}_snr${snr}")
+            done
+        done
+        for room in ${_rir_sets}; do
+            for noise in ${rir_noise_sets}; do
+                for snr in ${rir_test_snrs}; do
+                    test_sim+=("${dset}_rir${room}_${noise}_snr${snr}")
+                done
             done
         done
     done
@@ -324,14 +363,25 @@ elif run_stage 2; then
         --unseen_dirs "${noise_unseen_dirs}" --outdir "${datadir}/noise" \
         --dev_ratio "${noise_dev_ratio}" --test_ratio "${noise_test_ratio}" --seed "${sim_seed}"
     snr_opts() { if [[ $1 == *:* ]]; then echo "--snr_range ${1%%:*} ${1##*:}"; else echo "--snr $1"; fi; }
+    _rir_train=() _rir_dev=() _rir_opts=()
+    if [ -n "${rir_seen_dirs}" ]; then
+        log "reverberation: train/dev utterances reverberant with probability ${rir_prob}, ${rir_reference} SE reference; reverberant tests (rooms:${_rir_sets}) at ${rir_test_snrs} dB (${rir_noise_sets})"
+        job_add ${python} -m espnet2_merit.bin.merit_prepare_noise --kind rir \
+            --seen_dirs "${rir_seen_dirs}" --unseen_dirs "${rir_unseen_dirs}" \
+            --outdir "${datadir}/rir" --dev_ratio "${rir_dev_ratio}" \
+            --test_ratio "${rir_test_ratio}" --seed "${sim_seed}"
+        _rir_opts=(--rir_reference "${rir_reference}" --rir_early_ms "${rir_early_ms}")
+        _rir_train=(--rir_scp "${datadir}/rir/train.scp" --rir_prob "${rir_prob}" "${_rir_opts[@]}")
+        _rir_dev=(--rir_scp "${datadir}/rir/dev.scp" --rir_prob "${rir_prob}" "${_rir_opts[@]}")
+    fi
     # shellcheck disable=SC2046
     job_add ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${train_set}" \
         --noise_scp "${datadir}/noise/train.scp" $(snr_opts "${train_snr}") \
-        --outdir "${datadir}/${train_sim}" --seed "${sim_seed}" --nj "${nj}"
+        --outdir "${datadir}/${train_sim}" --seed "${sim_seed}" --nj "${nj}" "${_rir_train[@]}"
     # shellcheck disable=SC2046
     job_add ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${valid_set}" \
         --noise_scp "${datadir}/noise/dev.scp" $(snr_opts "${train_snr}") \
-        --outdir "${datadir}/${valid_sim}" --seed "$((sim_seed + 1))" --nj "${nj}"
+        --outdir "${datadir}/${valid_sim}" --seed "$((sim_seed + 1))" --nj "${nj}" "${_rir_dev[@]}"
     for dset in ${test_sets}; do
         for noise in ${noise_sets}; do
             for snr in ${test_snrs}; do
@@ -339,6 +389,19 @@ elif run_stage 2; then
                     --noise_scp "${datadir}/noise/test_${noise}.scp" --snr "${snr}" \
                     --outdir "${datadir}/${dset}_${noise}_snr${snr}" \
                     --seed "$((sim_seed + 2))" --nj "${nj}"
+            done
+        done
+        # Every test utterance reverberant; the seed of the dry test sets, so a
+        # reverberant set has the same noise segments as its dry twin (paired).
+        for room in ${_rir_sets}; do
+            for noise in ${rir_noise_sets}; do
+                for snr in ${rir_test_snrs}; do
+                    job_add ${python} -m espnet2_merit.bin.merit_simulate_noise --data_dir "${datadir}/${dset}" \
+                        --noise_scp "${datadir}/noise/test_${noise}.scp" --snr "${snr}" \
+                        --rir_scp "${datadir}/rir/test_${room}.scp" --rir_prob 1 "${_rir_opts[@]}" \
+                        --outdir "${datadir}/${dset}_rir${room}_${noise}_snr${snr}" \
+                        --seed "$((sim_seed + 2))" --nj "${nj}"
+                done
             done
         done
     done

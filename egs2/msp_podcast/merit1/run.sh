@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sparse MERIT on MSP-Podcast (4 classes, the paper's setting): noisy speech from
 # the noise pools of db.sh, step 1 with WavLM frozen, step 2 joint fine-tuning,
-# tests at -5/0/5/10 dB on seen and unseen noise.
+# tests at -5/0/5/10 dB on seen and unseen noise (and, with RIR directories in
+# db.sh, reverberant train/dev speech and reverberant tests in seen and unseen rooms).
 #   ./run.sh --stage 1 --stop_stage 13
 # Baselines: ./run.sh --train_config conf/naive_mtl.yaml (or dense_merit, ser_only,
 # se_only); the SE pre-processing baseline classifies an SE-only model's output:
@@ -18,6 +19,7 @@ train_config=conf/sparse_merit.yaml
     --local_data_opts "--classes 4" \
     --noise_seen_dirs "${NOISE_SEEN_DIRS}" \
     --noise_unseen_dirs "${NOISE_UNSEEN_DIRS}" \
+    --rir_seen_dirs "${RIR_SEEN_DIRS}" --rir_unseen_dirs "${RIR_UNSEEN_DIRS}" \
     --train_set train --valid_set dev --test_sets "test1 test2" \
     --clean_test_sets test3 --submission_format msp_podcast \
     --train_snr 5 --test_snrs "-5 0 5 10" \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stage 1 of the mini recipe: generate a small MSP-Podcast-format corpus from
-# espeak-ng speech (emotion classes differ by prosody), generated noise pools and a
-# tiny random WavLM checkpoint, then prepare the corpus exactly as the real recipe.
+# espeak-ng speech (emotion classes differ by prosody), generated noise pools, room
+# impulse responses (pyroomacoustics) and a tiny random WavLM checkpoint, then
+# prepare the corpus exactly as the real recipe.
 set -euo pipefail
 . ./path.sh
 . ./db.sh
@@ -27,6 +28,8 @@ if [ ! -f "${NOISE_ROOT}/.done" ]; then
     ${python} local/make_mini_noise.py --outdir "${NOISE_ROOT}" --seed "${seed}"
     touch "${NOISE_ROOT}/.done"
 fi
+# make_mini_rir.py skips by itself when its .done matches the options.
+${python} local/make_mini_rir.py --outdir "${RIR_ROOT}" --seed "${seed}"
 # The tiny SSL model the tiny configs point to (frontend_conf.path_or_url).
 ${python} -c "from espnet2_merit.utils.ssl_checkpoint import make_wavlm_checkpoint as m; \
 m('exp/ssl/wavlm_tiny.pt', 'tiny', seed=${seed})"
