@@ -269,7 +269,9 @@ class ESPnetMeritModel(AbsESPnetModel):
             dominated = routing.speech_dominated(
                 speech, clean, self.frontend.frame_shift(), first.size(1)
             )
-            counts = routing.routing_counts(first, dominated, self.fusion.num_experts)
+            counts = routing.routing_counts(
+                first, dominated, self.fusion.num_experts, (experts >= 0).sum(-1)
+            )
             out.update(selection.pack(task, {"routing": counts}))
         return out
 

@@ -95,7 +95,8 @@ def plot_routes(wav: np.ndarray, fs: int, res, num_experts: int, output: str):
         r = res.routes[task]
         grid = np.zeros((num_experts, len(r.times)))
         for k in range(r.experts.shape[1]):
-            grid[r.experts[:, k], np.arange(len(r.times))] = r.gates[:, k]
+            used = r.experts[:, k] >= 0  # a top-p frame leaves slots unused (-1)
+            grid[r.experts[used, k], np.arange(len(r.times))[used]] = r.gates[used, k]
         step = r.times[1] - r.times[0] if len(r.times) > 1 else duration
         ax.imshow(
             grid,
