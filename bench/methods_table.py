@@ -55,6 +55,8 @@ SYSTEMS = {
     "sparse MERIT": ("sparse_merit", "decode"),
     "sparse MERIT, hard router (authors')": ("sparse_hard", "decode"),
     "sparse MERIT, layer-weighted experts": ("sparse_ws", "decode"),
+    "sparse MERIT, + shared expert": ("sparse_shared", "decode"),
+    "sparse MERIT, top-p routing (p 0.6, max 2)": ("sparse_topp", "decode"),
 }
 REFERENCES = ("SE pre-processing", "naive MTL")
 Column = Tuple[str, Metric]  # (task, headline metric)

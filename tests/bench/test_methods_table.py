@@ -161,3 +161,32 @@ def test_db_metrics_show_the_difference_and_flag_a_base_near_0_db(made):
 def test_missing_run_is_a_clear_error(expdir, tmp_path):
     with pytest.raises(Exception, match="seed 3: no .*merit_ser_only_seed3"):
         table.load_runs(expdir, (1, 3))
+
+
+def test_methods_sh_systems_have_labels_and_valid_fusion_options():
+    """Each system bench/methods.sh trains is a row of the table, and its YAML
+    overrides (``--fusion_conf key=value`` over the tiny sparse config) build."""
+    import argparse
+    import shlex
+
+    import yaml
+    from espnet2.utils.nested_dict_action import NestedDictAction
+    from merit_testing import REPO, SPARSE_TINY
+
+    from espnet2_merit.merit.fusion.sparse_moe import SparseMoEFusion
+
+    script = (REPO / "bench" / "methods.sh").read_text()
+    systems = re.search(r'^systems="([^"]+)"', script, re.M).group(1).split()
+    assert set(systems) == {exp for exp, _ in table.SYSTEMS.values()} | {"se_only"}
+    extra = dict(re.findall(r'^\s+\[(\w+)\]="(--fusion_conf[^"]*)"', script, re.M))
+    assert {"sparse_shared", "sparse_topp"} <= set(extra) <= set(systems)
+    base = yaml.safe_load(SPARSE_TINY.read_text())["fusion_conf"]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fusion_conf", action=NestedDictAction, default=base)
+    for system, options in extra.items():
+        conf = parser.parse_args(shlex.split(options)).fusion_conf
+        fusion = SparseMoEFusion(2, 4, ("se", "ser"), **conf)
+        if system == "sparse_topp":
+            assert fusion.rules["ser"].top_p == 0.6 and fusion.rules["ser"].max_k == 2
+        if system == "sparse_shared":
+            assert len(fusion.shared_experts) == 1

@@ -183,7 +183,8 @@ class SparseMoEFusion(AbsFusion):
         if top_k is not None:
             raise ValueError(
                 "top_k and top_p exclude each other: top_p chooses a variable "
-                "number of experts per frame (cap it with max_k)"
+                "number of experts per frame (cap it with max_k); set top_k: null "
+                "(--fusion_conf top_k=null) over a config that sets top_k"
             )
         max_k = num_experts if max_k is None else max_k
         if not 1 <= max_k <= num_experts:
