@@ -77,3 +77,15 @@ def test_results_show_experts_per_frame(tmp_path):
     header = next(line for line in text.splitlines() if line.startswith("| SNR"))
     row = next(line for line in text.splitlines() if line.startswith("| 0 "))
     assert "experts/frame" in header and "1.750" in row
+
+
+def test_route_grid_leaves_unused_slots_out():
+    import numpy as np
+
+    from espnet2_merit.scoring.plots import route_grid
+
+    experts = np.array([[0, -1], [1, 2]])  # frame 0 uses one expert (top-p)
+    gates = np.array([[0.9, 0.0], [0.6, 0.4]])
+    np.testing.assert_allclose(
+        route_grid(experts, gates, 3), [[0.9, 0.0], [0.0, 0.6], [0.0, 0.4]]
+    )

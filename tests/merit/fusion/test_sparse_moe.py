@@ -388,3 +388,18 @@ def test_usage_counts_each_choice_of_a_variable_routing():
     _set_routers(fusion, [1.0, 0.9, -50.0, -50.0])  # 0.52 + 0.48: 2 chosen
     out = fusion(*_inputs())
     torch.testing.assert_close(out.usage["ser"], torch.tensor([0.5, 0.5, 0, 0]))
+
+
+@pytest.mark.parametrize("kw", [dict(top_p=0.6, max_k=3), dict(num_shared=1)])
+def test_traced_dispatch_gives_the_grouped_result(kw, monkeypatch):
+    """Export computes every expert and gathers the chosen ones: unused top-p
+    slots and the shared experts must give what the grouped dispatch gives."""
+    fusion = _fusion(**kw)
+    feats, lengths = _inputs()
+    tokens = fusion.tokens(feats, lengths)
+    routing = fusion.route(tokens)
+    grouped = fusion.dispatch(tokens, routing)
+    monkeypatch.setattr(torch.jit, "is_tracing", lambda: True)
+    traced = fusion.dispatch(tokens, routing)
+    for task in ("se", "ser"):
+        torch.testing.assert_close(traced[task], grouped[task])
