@@ -70,6 +70,8 @@ def test_loss_is_the_weighted_sum_and_gradients_flow(config, make_args, data_dir
     for task in getattr(model.fusion, "routers", {}):
         usage = torch.cat([stats[f"{task}_expert{i}"] for i in range(3)])
         assert usage.sum() == pytest.approx(1.0, abs=1e-5)
+        dense = "dense" in config.name
+        assert float(stats[f"{task}_mean_experts"]) == (3.0 if dense else 1.0)
     if "ser" in tasks:
         assert 0.0 <= float(stats["ser_acc"]) <= 1.0
     # Every trainable parameter gets a gradient (DDP waits for each one); what
