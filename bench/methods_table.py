@@ -226,7 +226,8 @@ def markdown(results: Dict, cols: List[Column], alpha: float) -> str:
 
 
 ROUTING = (("busiest_share", "busiest expert"), ("usage_entropy", "entropy"),
-           ("speech_noise_tv", "speech/noise TV"))  # fmt: skip
+           ("speech_noise_tv", "speech/noise TV"),
+           ("mean_experts", "experts/frame"))  # fmt: skip
 
 
 def routing_table(runs: Dict[str, List[Run]]) -> str:
@@ -269,7 +270,8 @@ def routing_table(runs: Dict[str, List[Run]]) -> str:
         "### Routing, mean over the test sets\n\nbusiest expert: its share of "
         "the frames (top-1); entropy of the expert shares / log E (1 = uniform); "
         "speech/noise TV: total variation distance between the expert shares of "
-        "speech- and noise-dominated frames (0 = routed alike).\n\n"
+        "speech- and noise-dominated frames (0 = routed alike); experts/frame: "
+        "routed experts per frame (— for runs decoded before it was written).\n\n"
         + markdown_table(header, rows)
     )
 

@@ -190,3 +190,19 @@ def test_methods_sh_systems_have_labels_and_valid_fusion_options():
             assert fusion.rules["ser"].top_p == 0.6 and fusion.rules["ser"].max_k == 2
         if system == "sparse_shared":
             assert len(fusion.shared_experts) == 1
+
+
+def test_routing_table_has_experts_per_frame():
+    from types import SimpleNamespace
+
+    def run(k):
+        stats = {"busiest_share": 0.5, "usage_entropy": 0.9, "speech_noise_tv": 0.1}
+        if k is not None:
+            stats["mean_experts"] = k
+        return SimpleNamespace(summaries={"t": {"routing": {"ser": stats}}})
+
+    text = table.routing_table({"top-p": [run(1.5), run(1.7)], "old": [run(None)]})
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()[-2:]}
+    assert "experts/frame" in text
+    assert rows["top-p"].rstrip(" |").endswith("1.600 ± 0.141")
+    assert rows["old"].rstrip(" |").endswith("—")
