@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Method comparison on the mini recipe: the paper's five systems (SER only on noisy
 # speech, SE pre-processing = SE-only model then SER-only model, naive MTL, dense
-# MERIT, sparse MERIT) plus two variants of sparse MERIT: the authors' untrained hard
-# router (fusion_conf.router_grad=none) and experts that read a learned weighted sum
+# MERIT, sparse MERIT) plus five variants of sparse MERIT: the authors' untrained hard
+# router (fusion_conf.router_grad=none), experts that read a learned weighted sum
 # of the layers instead of their concatenation (fusion_conf.combine=weighted_sum, the
-# cheap expert shape of bench/cost.py) and sparse MERIT trained with dynamic mixing
-# (merit.sh --dynamic_mixing true: the training noise drawn anew every epoch, at the
-# same 5 dB, from the same training pool), each trained with the same budget (step 1 with the
+# cheap expert shape of bench/cost.py), a shared expert beside the routed ones
+# (fusion_conf.num_shared=1), top-p routing (fusion_conf.top_p=0.6 with max_k=2:
+# one expert where the router is confident, two elsewhere) and sparse MERIT trained
+# with dynamic mixing (merit.sh --dynamic_mixing true: the training noise drawn anew
+# every epoch, at the same 5 dB, from the same training pool), each trained with the
+# same budget (step 1 with the
 # SSL frozen, then step 2) for several seeds, decoded and scored on every test SNR
 # and noise set and on the reverberant test sets (the mini recipe's run.sh makes
 # them: seen and unseen rooms, seen noise, 5 dB), then tabulated by
 # bench/methods_table.py (the reverberant sets in a second table).
 #
-#   bash bench/methods.sh                    # 60 min on 2 cores
+#   bash bench/methods.sh                    # 60 min on 2 cores (measured with 7 systems,
+#                                            # before sparse_shared, sparse_topp, sparse_dm)
 #   bash bench/methods.sh --seeds "7" --step2_epochs 2   # a quick look
 #
 # Runs in the mini recipe's directory with its own --expdir, so the corpus (stages
@@ -51,16 +55,20 @@ declare -A config=(
     [sparse_hard]=conf/tuning/train_sparse_merit_tiny.yaml
     [sparse_ws]=conf/tuning/train_sparse_merit_tiny.yaml
     [sparse_dm]=conf/tuning/train_sparse_merit_tiny.yaml
+    [sparse_shared]=conf/tuning/train_sparse_merit_tiny.yaml
+    [sparse_topp]=conf/tuning/train_sparse_merit_tiny.yaml
 )
 declare -A extra=(
     [sparse_hard]="--fusion_conf router_grad=none"
     [sparse_ws]="--fusion_conf combine=weighted_sum"
+    [sparse_shared]="--fusion_conf num_shared=1"
+    [sparse_topp]="--fusion_conf top_k=null --fusion_conf top_p=0.6 --fusion_conf max_k=2"
 )
 # system -> extra options of the stage script (both training steps)
 declare -A recipe_opts=(
     [sparse_dm]="--dynamic_mixing true"
 )
-systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws sparse_dm"
+systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws sparse_shared sparse_topp sparse_dm"
 
 log "data (stages 1-6) in ${recipe}, experiments in ${recipe}/${expdir}"
 ./run.sh --stage 1 --stop_stage 6 --expdir "${expdir}" > "${expdir}/logs/data.log" 2>&1 \

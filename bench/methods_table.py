@@ -61,6 +61,8 @@ SYSTEMS = {
     "sparse MERIT": ("sparse_merit", "decode"),
     "sparse MERIT, hard router (authors')": ("sparse_hard", "decode"),
     "sparse MERIT, layer-weighted experts": ("sparse_ws", "decode"),
+    "sparse MERIT, + shared expert": ("sparse_shared", "decode"),
+    "sparse MERIT, top-p routing (p 0.6, max 2)": ("sparse_topp", "decode"),
     "sparse MERIT, dynamic mixing": ("sparse_dm", "decode"),
 }
 REFERENCES = ("SE pre-processing", "naive MTL")
@@ -248,7 +250,8 @@ def markdown(
 
 
 ROUTING = (("busiest_share", "busiest expert"), ("usage_entropy", "entropy"),
-           ("speech_noise_tv", "speech/noise TV"))  # fmt: skip
+           ("speech_noise_tv", "speech/noise TV"),
+           ("mean_experts", "experts/frame"))  # fmt: skip
 
 
 def _dry(set_name: str) -> bool:
@@ -297,7 +300,8 @@ def routing_table(runs: Dict[str, List[Run]]) -> str:
         "### Routing, mean over the dry test sets\n\nbusiest expert: its share of "
         "the frames (top-1); entropy of the expert shares / log E (1 = uniform); "
         "speech/noise TV: total variation distance between the expert shares of "
-        "speech- and noise-dominated frames (0 = routed alike).\n\n"
+        "speech- and noise-dominated frames (0 = routed alike); experts/frame: "
+        "routed experts per frame (— for runs decoded before it was written).\n\n"
         + markdown_table(header, rows)
     )
 

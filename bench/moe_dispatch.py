@@ -8,6 +8,12 @@ Three forward + backward implementations with the same weights and the same rout
   chosen expert times its gate (the authors' scheme, re-implemented here);
 - ideal: only the distinct chosen pairs, on tokens gathered before the timer.
 
+A second table (``--variants``, at one pool size ``--variant_experts``) times the
+expert mechanisms against their ideal: shared experts (every frame, beside the
+routed one), top-p routing (a variable number of experts per frame) and per-task
+top-k, with the mean number of routed experts per frame of each task; it is
+written to ``--variants_out``.
+
 Paper dimensions by default: 25 x 1024 input (25600 per frame), experts 4096 hidden /
 1024 out, top-1, tasks "se" and "ser", 4 utterances x 5 s at 50 frames/s. Times are
 medians of interleaved repeats after a warm-up; FLOPs are counted by torch's
@@ -16,6 +22,7 @@ FlopCounterMode on the warm-up (forward + backward).
     .venv/bin/python bench/moe_dispatch.py             # full size, ~20 min on 2 cores
     .venv/bin/python bench/moe_dispatch.py --frames 20 --batch 2 --hidden 256 \
         --layers 4 --dim 64 --experts 3,8 --repeats 1  # smoke run
+    .venv/bin/python bench/moe_dispatch.py --experts ""  # the variants only
 """
 
 import argparse
@@ -30,13 +37,20 @@ from typing import Callable, Dict, List
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from espnet2_merit.merit.fusion.sparse_moe import SparseMoEFusion
+from espnet2_merit.merit.fusion.sparse_moe import SparseMoEFusion, experts_per_frame
 from espnet2_merit.utils.masks import valid_mask
 
 TASKS = ("se", "ser")
 # Issue targets on CPU: ours / ideal for every E, ours / dense-mask per E.
 MAX_OURS_IDEAL = 1.15
 MAX_OURS_DENSE = {3: 0.65, 8: 0.3}
+# Expert mechanisms (SparseMoEFusion options) timed at one pool size.
+VARIANTS = {
+    "top1": dict(top_k=1),
+    "shared": dict(top_k=1, num_shared=1),
+    "top_p": dict(top_p=0.5, max_k=3),
+    "per_task_k": dict(top_k={"se": 1, "ser": 2}),
+}
 
 
 def ours(fusion: SparseMoEFusion, feats, lengths) -> Dict[str, torch.Tensor]:
@@ -45,16 +59,18 @@ def ours(fusion: SparseMoEFusion, feats, lengths) -> Dict[str, torch.Tensor]:
 
 
 def dense_mask(fusion: SparseMoEFusion, feats, lengths) -> Dict[str, torch.Tensor]:
-    """The authors' scheme: every expert on every frame, then a gated one-hot mask."""
+    """The authors' scheme: every expert on every frame, then a gated one-hot mask
+    (summed over a frame's choices; unused slots have gate 0), + shared experts."""
     bsz, frames = feats.shape[:2]
     mask = valid_mask(lengths, frames)
     tokens = fusion.tokens(feats, lengths)
     every = torch.stack([expert(tokens) for expert in fusion.experts])  # (E, N, O)
+    shared = sum(expert(tokens) for expert in fusion.shared_experts)
     out = {}
     for task, r in fusion.route(tokens).items():
-        hot = torch.nn.functional.one_hot(r.experts[:, 0], fusion.num_experts)
-        weights = hot.to(r.gates.dtype) * r.gates  # (N, E)
-        mixed = (weights.t()[..., None].to(every.dtype) * every).sum(0)
+        hot = torch.nn.functional.one_hot(r.experts.clamp(min=0), fusion.num_experts)
+        weights = (hot.to(r.gates.dtype) * r.gates[..., None]).sum(1)  # (N, E)
+        mixed = (weights.t()[..., None].to(every.dtype) * every).sum(0) + shared
         feat = mixed.new_zeros(bsz, frames, mixed.size(-1))
         feat[mask] = mixed
         out[task] = feat
@@ -66,19 +82,28 @@ def ideal_inputs(fusion: SparseMoEFusion, feats, lengths) -> List[torch.Tensor]:
 
     They require a gradient: in ``ours`` the tokens depend on the LayerNorm
     parameters, so the input gradient of each expert must be computed there too.
+    The last entry holds every valid frame, the input of the shared experts.
     """
     with torch.no_grad():
         tokens = fusion.tokens(feats, lengths)
         chosen = torch.zeros(fusion.num_experts, len(tokens), dtype=torch.bool)
+        frames = torch.arange(len(tokens))[:, None]
         for r in fusion.route(tokens).values():
-            chosen.scatter_(0, r.experts.t(), True)
+            used = r.experts >= 0
+            chosen[r.experts[used], frames.expand_as(used)[used]] = True
         index = [chosen[e].nonzero()[:, 0] for e in range(fusion.num_experts)]
-        return [tokens[idx].requires_grad_() for idx in index]
+        return [tokens[idx].requires_grad_() for idx in index] + [
+            tokens.clone().requires_grad_()
+        ]
 
 
 def ideal(fusion: SparseMoEFusion, inputs) -> Dict[int, torch.Tensor]:
-    """Only the expert computations on their pre-gathered tokens."""
-    return {e: fusion.experts[e](x) for e, x in enumerate(inputs) if len(x)}
+    """Only the expert computations on their pre-gathered tokens (the shared
+    experts once on every valid frame)."""
+    out = {e: fusion.experts[e](x) for e, x in enumerate(inputs[:-1]) if len(x)}
+    for i, expert in enumerate(fusion.shared_experts):
+        out[f"shared{i}"] = expert(inputs[-1])
+    return out
 
 
 def step(fn: Callable, tensors: List[torch.Tensor]) -> None:
@@ -138,6 +163,19 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, default=Path("bench/results/moe_dispatch.md")
     )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated expert mechanisms of {list(VARIANTS)} ('' for none)",
+    )
+    parser.add_argument(
+        "--variant_experts", type=int, default=8, help="E of the variants' pool"
+    )
+    parser.add_argument(
+        "--variants_out",
+        type=Path,
+        default=Path("bench/results/moe_dispatch_variants.md"),
+    )
     return parser
 
 
@@ -166,7 +204,7 @@ def bench_one(args, num_experts: int, feats, lengths) -> Dict[str, float]:
     for _ in range(args.repeats):  # interleaved, so drift hits all three alike
         for name, impl in impls.items():
             times[name].append(timed(*impl))
-    pairs = sum(len(x) for x in inputs)
+    pairs = sum(len(x) for x in inputs[:-1])
     result = {
         "E": num_experts,
         "N": int(lengths.sum()),
@@ -179,6 +217,79 @@ def bench_one(args, num_experts: int, feats, lengths) -> Dict[str, float]:
     del fusion, params, inputs, impls
     gc.collect()
     return result
+
+
+def bench_variant(args, name: str, feats, lengths) -> Dict[str, float]:
+    """Time and count ours vs the ideal for one expert mechanism."""
+    torch.manual_seed(args.variant_experts)
+    fusion = SparseMoEFusion(
+        args.layers,
+        args.dim,
+        TASKS,
+        num_experts=args.variant_experts,
+        hidden_size=args.hidden,
+        output_size=args.output,
+        **VARIANTS[name],
+    )
+    check_same(fusion, feats, lengths)
+    with torch.no_grad():
+        routes = fusion(feats, lengths).routes
+    valid = valid_mask(lengths, feats.size(1))
+    per_frame = {
+        t: float(experts_per_frame(e)[valid].float().mean())
+        for t, (e, _) in routes.items()
+    }
+    inputs = ideal_inputs(fusion, feats, lengths)
+    params = list(fusion.parameters())
+    impls = {
+        "ours": (lambda: ours(fusion, feats, lengths), params),
+        "ideal": (lambda: ideal(fusion, inputs), params + inputs),
+    }
+    flops = {k: counted(*impl) for k, impl in impls.items()}
+    times = {k: [] for k in impls}
+    for _ in range(args.repeats):
+        for k, impl in impls.items():
+            times[k].append(timed(*impl))
+    result = {
+        "variant": name,
+        "N": int(lengths.sum()),
+        "pairs": sum(len(x) for x in inputs[:-1]),
+        "shared": fusion.num_shared,
+        **{f"k_{t}": v for t, v in per_frame.items()},
+        **{f"t_{k}": statistics.median(v) for k, v in times.items()},
+        **{f"f_{k}": float(v) for k, v in flops.items()},
+    }
+    for p in params + inputs:
+        p.grad = None
+    del fusion, params, inputs, impls
+    gc.collect()
+    return result
+
+
+def variant_row(r: Dict) -> str:
+    conf = ", ".join(f"{k}={v}" for k, v in VARIANTS[r["variant"]].items())
+    cells = [
+        f"{r['variant']} ({conf})".replace("'", ""),
+        *(f"{r[f'k_{t}']:.3f}" for t in TASKS),
+        f"{r['pairs'] / r['N']:.3f}",
+        f"{r['shared']}",
+        f"{r['t_ours']:.3f}",
+        f"{r['t_ideal']:.3f}",
+        f"{r['t_ours'] / r['t_ideal']:.3f}",
+        f"{r['f_ours'] / 1e9:.1f}",
+        f"{r['f_ideal'] / 1e9:.1f}",
+        f"{r['f_ours'] / r['f_ideal']:.3f}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+VARIANT_HEAD = [
+    "| variant | "
+    + " | ".join(f"{t} experts/frame" for t in TASKS)
+    + " | distinct pairs/frame | shared | ours (s) | ideal (s) | ours/ideal "
+    "| ours FLOPs (G) | ideal FLOPs (G) | FLOP ratio |",
+    "|---" * (9 + len(TASKS)) + "|",
+]
 
 
 def row(r: Dict[str, float]) -> str:
@@ -221,24 +332,10 @@ HEAD = [
 ]
 
 
-def main(cmd=None) -> None:
+def run_pool(args, feats, lengths, info) -> None:
+    """The E sweep: ours vs dense-mask vs ideal, top-1."""
     start = time.perf_counter()
-    args = get_parser().parse_args(cmd)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    feats = torch.randn(args.batch, args.frames, args.layers, args.dim)
-    lengths = torch.full((args.batch,), args.frames)
-    info = [
-        f"- date: {datetime.datetime.now():%Y-%m-%d %H:%M}",
-        f"- CPU: {cpu_name()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, fp32",
-        f"- input {args.layers}x{args.dim} (expert input "
-        f"{args.layers * args.dim}), hidden {args.hidden}, output {args.output}, "
-        f"top-1, tasks {'+'.join(TASKS)}, {args.batch} x {args.frames} frames",
-        f"- forward + backward, median of {args.repeats} after a warm-up",
-    ]
-    print("\n".join(info + [""] + HEAD), flush=True)
+    print("\n".join(info + ["- top-1", ""] + HEAD), flush=True)
     rows, checks = [], []
     for num_experts in [int(e) for e in args.experts.split(",")]:
         r = bench_one(args, num_experts, feats, lengths)
@@ -257,11 +354,63 @@ def main(cmd=None) -> None:
         "",
         f"Wall time: {wall:.0f} s",
     ]
-    table = "\n".join(info + [""] + HEAD + rows + [""] + notes) + "\n"
-    print("\n" + "\n".join(notes))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table)
-    print(f"wrote {args.out}")
+    write(args.out, info + ["- top-1", ""] + HEAD + rows + [""] + notes)
+
+
+def run_variants(args, feats, lengths, info) -> None:
+    """The expert mechanisms at E = ``--variant_experts``: ours vs ideal."""
+    start = time.perf_counter()
+    head = info + [f"- E={args.variant_experts} routed experts", ""] + VARIANT_HEAD
+    print("\n".join(head), flush=True)
+    rows = []
+    for name in args.variants.split(","):
+        rows.append(variant_row(bench_variant(args, name, feats, lengths)))
+        print(rows[-1], flush=True)
+    wall = time.perf_counter() - start
+    notes = [
+        "experts/frame: mean number of routed experts per valid frame and task "
+        "(shared experts not counted), from the routes forward returns; with "
+        "untrained routers, so it shows the mechanism, not a trained model's "
+        "choices. Distinct pairs/frame: the (frame, expert) pairs both tasks "
+        "together need, each computed once. Ideal: those pairs (and the shared "
+        "experts on every valid frame) on tokens gathered outside the timer. "
+        "FLOPs: FlopCounterMode, forward + backward.",
+        "",
+        f"Wall time: {wall:.0f} s",
+    ]
+    write(args.variants_out, head + rows + [""] + notes)
+
+
+def write(path: Path, lines: List[str]) -> None:
+    print("\n" + "\n".join(lines[-3:]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
+
+
+def main(cmd=None) -> None:
+    args = get_parser().parse_args(cmd)
+    unknown = [v for v in args.variants.split(",") if v and v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown}; known {list(VARIANTS)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    feats = torch.randn(args.batch, args.frames, args.layers, args.dim)
+    lengths = torch.full((args.batch,), args.frames)
+    info = [
+        f"- date: {datetime.datetime.now():%Y-%m-%d %H:%M}",
+        f"- CPU: {cpu_name()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, fp32",
+        f"- input {args.layers}x{args.dim} (expert input "
+        f"{args.layers * args.dim}), hidden {args.hidden}, output {args.output}, "
+        f"tasks {'+'.join(TASKS)}, {args.batch} x {args.frames} frames",
+        f"- forward + backward, median of {args.repeats} after a warm-up",
+    ]
+    if args.experts:
+        run_pool(args, feats, lengths, info)
+    if args.variants:
+        run_variants(args, feats, lengths, info)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Writes, per task, the files its target declares (``Target.render``: e.g.
 ``emotion`` + ``emotion_posteriors`` for a label task, ``emotion_attr`` for a
 vector task; ``wavs/<task>/<utt>.wav`` + ``spk1.scp`` for enhancement), the
-routing statistics of every routed task (``routing/<task>_{usage,gate,experts}``)
+routing statistics of every routed task
+(``routing/<task>_{usage,gate,experts,expert_count}``: per utterance the expert
+shares, mean first gate, first-choice expert and number of experts of each frame)
 and ``outputs.json``, the manifest: every task's target (name, kind, file,
 classes or value names) and every text file written. The stage script merges the
 files the manifest lists; scoring reads the targets from it. Text files appear
@@ -74,6 +76,8 @@ def write_result(
         text.write(f"routing/{task}_usage", key, usage)
         text.write(f"routing/{task}_gate", key, f"{float(r.gates[:, 0].mean()):.4f}")
         text.write(f"routing/{task}_experts", key, " ".join(map(str, r.experts[:, 0])))
+        count = " ".join(map(str, r.experts_per_frame()))
+        text.write(f"routing/{task}_expert_count", key, count)
 
 
 def manifest(s2e: Speech2EmotionEnhance, files: List[str]) -> Dict:

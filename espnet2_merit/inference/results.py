@@ -11,8 +11,9 @@ class Routes:
     """One task's per-frame routing.
 
     Attributes:
-        experts: (T, k) chosen experts per frame.
-        gates: (T, k) their (renormalised) gate probabilities.
+        experts: (T, k) chosen experts per frame; -1 in the slots a frame does
+            not use (top-p routing chooses a variable number, at most k).
+        gates: (T, k) their (renormalised) gate probabilities, 0 where unused.
         times: (T,) start time of each frame in seconds.
     """
 
@@ -24,6 +25,10 @@ class Routes:
         """(E,) share of frames routed to each expert (top-1 choice)."""
         counts = np.bincount(self.experts[:, 0], minlength=num_experts)
         return counts / max(len(self.experts), 1)
+
+    def experts_per_frame(self) -> np.ndarray:
+        """(T,) number of experts each frame was routed to."""
+        return (self.experts >= 0).sum(-1)
 
 
 @dataclass

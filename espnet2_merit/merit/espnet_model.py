@@ -246,8 +246,12 @@ class ESPnetMeritModel(AbsESPnetModel):
         for task, usage in fused.usage.items():
             for i, u in enumerate(usage):
                 stats[f"{task}_expert{i}"] = u.detach()
-            if not whole_set:  # else the whole-set value of the same name
+            if not whole_set:  # else the whole-set values of the same names
                 stats[f"{task}_usage_entropy"] = routing.usage_entropy(usage.detach())
+                if task in fused.routes:
+                    experts = fused.routes[task][0]
+                    count = (experts >= 0).sum(-1)[experts[..., 0] >= 0]
+                    stats[f"{task}_mean_experts"] = count.float().mean()
         if whole_set:
             stats.update(self._routing_stats(fused, speech, clean))
         stats["loss"] = loss.detach()
@@ -269,7 +273,9 @@ class ESPnetMeritModel(AbsESPnetModel):
             dominated = routing.speech_dominated(
                 speech, clean, self.frontend.frame_shift(), first.size(1)
             )
-            counts = routing.routing_counts(first, dominated, self.fusion.num_experts)
+            counts = routing.routing_counts(
+                first, dominated, self.fusion.num_experts, (experts >= 0).sum(-1)
+            )
             out.update(selection.pack(task, {"routing": counts}))
         return out
 

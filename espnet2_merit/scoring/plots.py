@@ -71,6 +71,16 @@ def plot_usage(usage: Dict[float, np.ndarray], path: Path, title: str):
     plt.close(fig)
 
 
+def route_grid(experts: np.ndarray, gates: np.ndarray, num_experts: int) -> np.ndarray:
+    """(T, k) experts (-1: a slot the frame does not use) and gates -> (E, T) gate
+    of each expert at each frame, 0 where not chosen."""
+    grid = np.zeros((num_experts, len(experts)))
+    for k in range(experts.shape[1]):
+        used = experts[:, k] >= 0
+        grid[experts[used, k], np.arange(len(experts))[used]] = gates[used, k]
+    return grid
+
+
 def plot_routes(wav: np.ndarray, fs: int, res, num_experts: int, output: str):
     """Spectrogram on top; per task, the chosen expert of each frame shaded by its
     gate probability."""
@@ -93,9 +103,7 @@ def plot_routes(wav: np.ndarray, fs: int, res, num_experts: int, output: str):
     axes[0].set_title(f"emotion: {title}" if title else "routing")
     for ax, task in zip(axes[1:], tasks):
         r = res.routes[task]
-        grid = np.zeros((num_experts, len(r.times)))
-        for k in range(r.experts.shape[1]):
-            grid[r.experts[:, k], np.arange(len(r.times))] = r.gates[:, k]
+        grid = route_grid(r.experts, r.gates, num_experts)
         step = r.times[1] - r.times[0] if len(r.times) > 1 else duration
         ax.imshow(
             grid,

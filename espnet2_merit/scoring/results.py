@@ -315,6 +315,7 @@ def write_results(
 ROUTING_COLUMNS = (  # summary["routing"][task] key -> column
     ("usage_entropy", "entropy"),
     ("speech_noise_tv", "speech/noise TV"),
+    ("mean_experts", "experts/frame"),
 )
 
 
@@ -377,7 +378,9 @@ def _usage_section(out_dir: Path, decode_dir: Path, groups, summaries) -> str:
         "speech/noise TV: total variation distance between the expert shares of "
         "speech-dominated frames (clean energy above the noise's in the frame) and "
         "noise-dominated ones (0 = routed alike, 1 = disjoint experts); in a "
-        "reverberant set the reverberation beyond the reference counts as noise."
+        "reverberant set the reverberation beyond the reference counts as noise. "
+        "experts/frame: mean number of routed experts per frame (shared experts "
+        "not counted; varies with top-p routing)."
     )
     return "\n\n".join([head] + parts)
 

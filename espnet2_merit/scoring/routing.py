@@ -10,7 +10,7 @@ from the decoded ``routing/<task>_experts`` files.
 """
 
 import math
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 
@@ -34,18 +34,25 @@ def speech_dominated(
 
 
 def routing_counts(
-    experts: torch.Tensor, speech: torch.Tensor, num_experts: int
+    experts: torch.Tensor,
+    speech: torch.Tensor,
+    num_experts: int,
+    chosen: Optional[torch.Tensor] = None,
 ) -> Dict[str, torch.Tensor]:
     """First-choice expert counts of speech- (``s<e>``) and noise-dominated
-    (``n<e>``) frames, divided by the batch size B.
+    (``n<e>``) frames, divided by the batch size B; with ``chosen``, also the
+    number of (frame, expert) choices (``k``), divided by B.
 
     Args:
         experts: (B, T) first-choice expert per frame, -1 on padding.
         speech: (B, T) from ``speech_dominated``.
         num_experts: E.
+        chosen: (B, T) experts each frame was routed to (padding not counted).
     """
     valid = experts >= 0
     out = {}
+    if chosen is not None:
+        out["k"] = chosen[valid].sum().float() / experts.size(0)
     for prefix, kind in (("s", speech & valid), ("n", ~speech & valid)):
         counts = torch.bincount(experts[kind], minlength=num_experts).float()
         for e in range(num_experts):
@@ -66,7 +73,8 @@ def routing_metrics(means: Dict[str, float]) -> Dict[str, float]:
     (the largest expert's share of frames), ``speech_noise_tv`` (total variation
     distance between the expert shares of speech- and noise-dominated frames:
     0 = routed alike, 1 = disjoint experts; NaN without both kinds of frame) and
-    ``speech_frames`` (their share)."""
+    ``speech_frames`` (their share); with the ``k`` count, ``mean_experts`` (the
+    mean number of experts per frame)."""
     num = sum(1 for k in means if k.startswith("s"))
     s = torch.tensor([means[f"s{e}"] for e in range(num)], dtype=torch.float64)
     n = torch.tensor([means[f"n{e}"] for e in range(num)], dtype=torch.float64)
@@ -77,9 +85,12 @@ def routing_metrics(means: Dict[str, float]) -> Dict[str, float]:
     tv = math.nan
     if s.sum() > 0 and n.sum() > 0:
         tv = float(0.5 * (s / s.sum() - n / n.sum()).abs().sum())
-    return {
+    out = {
         "usage_entropy": float(usage_entropy(share)),
         "busiest_share": float(share.max()),
         "speech_noise_tv": tv,
         "speech_frames": float(s.sum() / total.sum()),
     }
+    if "k" in means:
+        out["mean_experts"] = float(means["k"] / total.sum())
+    return out

@@ -395,7 +395,9 @@ def _waveform_task(
 def _routing(s: _Set, tasks: Dict, ref_dir: Path, hyp_dir: Path) -> None:
     """Routing statistics per routed task (``espnet2_merit.scoring.routing``):
     expert shares, their entropy and the speech- vs noise-dominated difference,
-    from ``routing/<task>_experts`` and the noisy and clean waveforms."""
+    from ``routing/<task>_experts`` and the noisy and clean waveforms, and the
+    mean number of experts per frame from ``routing/<task>_expert_count``
+    (absent in decodings made before it was written)."""
     files = sorted((hyp_dir / "routing").glob("*_experts"))
     manifest = json.loads((hyp_dir / MANIFEST).read_text(encoding="utf-8"))
     shift_sec = manifest.get("frame_shift_sec")  # absent: written before it was
@@ -426,6 +428,12 @@ def _routing(s: _Set, tasks: Dict, ref_dir: Path, hyp_dir: Path) -> None:
         except ValueError:
             raise MeritInputError(f"{path}: expected expert indices") from None
         s.inputs.append(path)
+    chosen = {}  # task -> utt -> (1, T) experts per frame
+    for task, per_utt in experts.items():
+        path = hyp_dir / "routing" / f"{task}_expert_count"
+        if path.is_file():
+            chosen[task] = _expert_counts(path, s.keys, per_utt)
+            s.inputs.append(path)
     num = {  # experts per task: the largest index seen + 1
         t: max((int(x.max()) for x in u.values() if x.numel()), default=0) + 1
         for t, u in experts.items()
@@ -442,10 +450,35 @@ def _routing(s: _Set, tasks: Dict, ref_dir: Path, hyp_dir: Path) -> None:
                 max(1, round(shift_sec * fs)),
                 e.size(1),
             )
-            for name, v in routing_counts(e, speech, num[task]).items():
+            counts = routing_counts(e, speech, num[task], chosen.get(task, {}).get(k))
+            for name, v in counts.items():
                 totals[task][name] = totals[task].get(name, 0.0) + float(v)
     s.summary["routing"] = {t: routing_metrics(c) for t, c in totals.items()}
     s.inputs += [clean_path, noisy_path]
+
+
+def _expert_counts(path: Path, keys, experts: Dict) -> Dict:
+    """``routing/<task>_expert_count`` -> utt -> (1, T) counts, one per frame of
+    the utterance's ``_experts`` line."""
+    import torch
+
+    table = read_kaldi(path)
+    check_keys(table, keys, path)
+    out = {}
+    for k in keys:
+        try:
+            counts = [int(c) for c in table[k].split()]
+        except ValueError:
+            raise MeritInputError(
+                f"{path}: utterance '{k}': expected expert counts"
+            ) from None
+        if len(counts) != experts[k].size(1):
+            raise MeritInputError(
+                f"{path}: utterance '{k}' has {len(counts)} frames, its experts "
+                f"line {experts[k].size(1)}"
+            )
+        out[k] = torch.tensor([counts])
+    return out
 
 
 def _head(target: Dict) -> Dict:

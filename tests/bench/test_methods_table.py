@@ -178,3 +178,48 @@ def test_reverberant_sets_get_a_second_table(made):
 def test_missing_run_is_a_clear_error(expdir, tmp_path):
     with pytest.raises(Exception, match="seed 3: no .*merit_ser_only_seed3"):
         table.load_runs(expdir, (1, 3))
+
+
+def test_methods_sh_systems_have_labels_and_valid_fusion_options():
+    """Each system bench/methods.sh trains is a row of the table, and its YAML
+    overrides (``--fusion_conf key=value`` over the tiny sparse config) build."""
+    import argparse
+    import shlex
+
+    import yaml
+    from espnet2.utils.nested_dict_action import NestedDictAction
+    from merit_testing import REPO, SPARSE_TINY
+
+    from espnet2_merit.merit.fusion.sparse_moe import SparseMoEFusion
+
+    script = (REPO / "bench" / "methods.sh").read_text()
+    systems = re.search(r'^systems="([^"]+)"', script, re.M).group(1).split()
+    assert set(systems) == {exp for exp, _ in table.SYSTEMS.values()} | {"se_only"}
+    extra = dict(re.findall(r'^\s+\[(\w+)\]="(--fusion_conf[^"]*)"', script, re.M))
+    assert {"sparse_shared", "sparse_topp"} <= set(extra) <= set(systems)
+    base = yaml.safe_load(SPARSE_TINY.read_text())["fusion_conf"]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fusion_conf", action=NestedDictAction, default=base)
+    for system, options in extra.items():
+        conf = parser.parse_args(shlex.split(options)).fusion_conf
+        fusion = SparseMoEFusion(2, 4, ("se", "ser"), **conf)
+        if system == "sparse_topp":
+            assert fusion.rules["ser"].top_p == 0.6 and fusion.rules["ser"].max_k == 2
+        if system == "sparse_shared":
+            assert len(fusion.shared_experts) == 1
+
+
+def test_routing_table_has_experts_per_frame():
+    from types import SimpleNamespace
+
+    def run(k):
+        stats = {"busiest_share": 0.5, "usage_entropy": 0.9, "speech_noise_tv": 0.1}
+        if k is not None:
+            stats["mean_experts"] = k
+        return SimpleNamespace(summaries={"t": {"routing": {"ser": stats}}})
+
+    text = table.routing_table({"top-p": [run(1.5), run(1.7)], "old": [run(None)]})
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()[-2:]}
+    assert "experts/frame" in text
+    assert rows["top-p"].rstrip(" |").endswith("1.600 ± 0.141")
+    assert rows["old"].rstrip(" |").endswith("—")

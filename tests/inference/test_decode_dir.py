@@ -51,6 +51,10 @@ def test_one_shard_writes_every_task_and_the_manifest(trained_exp, data_dirs, tm
         assert fs == FS and len(enhanced) == len(noisy)
     usage = (out / "routing" / "ser_usage").read_text().splitlines()
     assert len(usage) == 4 and all(len(u.split()) == 4 for u in usage)
+    experts = read_kaldi(out / "routing" / "ser_experts")
+    count = read_kaldi(out / "routing" / "ser_expert_count")  # top-1: one a frame
+    assert list(count) == keys
+    assert all(count[k].split() == ["1"] * len(experts[k].split()) for k in keys)
     assert not list(out.rglob("*.tmp"))
 
 

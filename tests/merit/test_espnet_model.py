@@ -70,6 +70,8 @@ def test_loss_is_the_weighted_sum_and_gradients_flow(config, make_args, data_dir
     for task in getattr(model.fusion, "routers", {}):
         usage = torch.cat([stats[f"{task}_expert{i}"] for i in range(3)])
         assert usage.sum() == pytest.approx(1.0, abs=1e-5)
+        dense = "dense" in config.name
+        assert float(stats[f"{task}_mean_experts"]) == (3.0 if dense else 1.0)
     if "ser" in tasks:
         assert 0.0 <= float(stats["ser_acc"]) <= 1.0
     # Every trainable parameter gets a gradient (DDP waits for each one); what
@@ -95,6 +97,7 @@ def test_three_tasks_three_routers_whole_set_statistics(make_args, data_dirs):
     means = {k: float(v) for k, v in stats.items() if k.startswith(selection.PREFIX)}
     metrics = selection.set_metrics(means)
     routed = {"usage_entropy", "busiest_share", "speech_noise_tv", "speech_frames"}
+    routed.add("mean_experts")  # top-1: exactly 1
     assert set(metrics) == {"ser_f1_macro", "attr_ccc"} | {
         f"{t}_{m}" for t in ("se", "ser", "attr") for m in routed
     }
@@ -102,6 +105,7 @@ def test_three_tasks_three_routers_whole_set_statistics(make_args, data_dirs):
     for t in ("se", "ser", "attr"):
         assert 0 <= metrics[f"{t}_usage_entropy"] <= 1
         assert 1 / 3 <= metrics[f"{t}_busiest_share"] <= 1
+        assert metrics[f"{t}_mean_experts"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(

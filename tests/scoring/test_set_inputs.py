@@ -143,3 +143,14 @@ def test_routing_statistics_of_a_decoded_set(text_set, tmp_path):
     for task in ("ser", "se"):
         assert got[task]["usage_entropy"] == pytest.approx(1.0)
         assert got[task]["speech_frames"] == pytest.approx(0.5)
+    assert "mean_experts" not in got["ser"]  # an older decoding: no counts
+    # with the number of experts of each frame (top-p): their mean over frames
+    counts = [("u1", "1 1 2 2"), ("u2", "1 1 1 1"), ("u3", "3 1 1 1")]
+    _lines(hyp / "routing" / "ser_expert_count", counts)
+    got = score_set(ref, hyp, tmp_path / "score2")["routing"]
+    assert got["ser"]["mean_experts"] == pytest.approx(16 / 12)
+    assert got["ser"]["speech_noise_tv"] == pytest.approx(1.0)
+    assert "mean_experts" not in got["se"]
+    _lines(hyp / "routing" / "ser_expert_count", counts[:2] + [("u3", "1 1")])
+    with pytest.raises(MeritInputError, match=r"ser_expert_count: utterance 'u3'"):
+        score_set(ref, hyp, tmp_path / "score3")

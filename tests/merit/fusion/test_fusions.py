@@ -18,6 +18,18 @@ FUSIONS = {
         5,
     ),
     "sparse_hard": (SparseMoEFusion, dict(MOE, router_grad="none"), 5),
+    "sparse_shared": (SparseMoEFusion, dict(MOE, num_shared=1), 5),
+    "sparse_top_p": (SparseMoEFusion, dict(MOE, top_p=0.6, max_k=2), 5),
+    "sparse_top_p_hard": (
+        SparseMoEFusion,
+        dict(MOE, top_p=0.6, router_grad="none"),
+        5,
+    ),
+    "sparse_per_task_k": (
+        SparseMoEFusion,
+        dict(MOE, top_k={"se": 1, "ser": 2}, num_shared=2),
+        5,
+    ),
     "dense": (DenseMoEFusion, MOE, 5),
     "weighted_sum": (WeightedSumFusion, {}, D),
     "weighted_sum_per_task": (WeightedSumFusion, dict(per_task=True), D),

@@ -4,14 +4,20 @@ import pytest
 import torch
 
 from espnet2_merit.merit.fusion.dense_moe import DenseMoEFusion
-from espnet2_merit.merit.fusion.sparse_moe import SparseMoEFusion, switch_balance_loss
+from espnet2_merit.merit.fusion.sparse_moe import (
+    SparseMoEFusion,
+    experts_per_frame,
+    switch_balance_loss,
+)
 
 L, D = 3, 8
 
 
 def _fusion(tasks=("se", "ser"), **kw):
     torch.manual_seed(0)
-    conf = dict(num_experts=4, hidden_size=16, output_size=5, top_k=1)
+    conf = dict(num_experts=4, hidden_size=16, output_size=5)
+    if "top_p" not in kw:
+        conf["top_k"] = 1
     return SparseMoEFusion(L, D, tasks, **{**conf, **kw})
 
 
@@ -68,20 +74,29 @@ def test_rows_equal_distinct_pairs():
         assert rows[e] == sum(1 for p in pairs if p[2] == e)
 
 
-@pytest.mark.parametrize("top_k", [1, 2])
-def test_output_equals_dense_reference(top_k):
-    fusion = _fusion(top_k=top_k)
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(top_k=1),
+        dict(top_k=2),
+        dict(top_p=0.5, max_k=3),
+        dict(top_k={"se": 1, "ser": 3}, num_shared=2),
+    ],
+)
+def test_output_equals_dense_reference(kw):
+    fusion = _fusion(**kw)
     feats, lengths = _inputs()
     out = fusion(feats, lengths)
     x = fusion.norm(feats).flatten(2)
     all_out = torch.stack([e(x) for e in fusion.experts], dim=2)  # (B, T, E, O)
+    shared = sum((e(x) for e in fusion.shared_experts), torch.zeros(1))
     for task, (experts, gates) in out.routes.items():
         for b, n in enumerate(lengths.tolist()):
             for t in range(n):
-                ref = sum(
-                    gates[b, t, j] * all_out[b, t, experts[b, t, j]]
-                    for j in range(top_k)
-                )
+                ref = shared[b, t] if fusion.shared_experts else 0
+                for j in range(experts.size(-1)):
+                    if experts[b, t, j] >= 0:
+                        ref = ref + gates[b, t, j] * all_out[b, t, experts[b, t, j]]
                 torch.testing.assert_close(out.features[task][b, t], ref)
             assert out.features[task][b, n:].abs().sum() == 0
 
@@ -203,10 +218,26 @@ def test_weighted_sum_combine_uses_layer_sized_input():
 
 
 @pytest.mark.parametrize(
-    "kw", [dict(top_k=5), dict(combine="sum"), dict(router_grad="straight")]
+    "kw, match",
+    [
+        (dict(top_k=5), r"top_k=5 \(task 'se'\) must be in \[1, num_experts=4\]"),
+        (dict(top_k=0), r"top_k=0"),
+        (dict(top_k={"se": 1}), r"missing \['ser'\]"),
+        (dict(top_k={"se": 1, "ser": 1, "asr": 2}), r"unknown \['asr'\]"),
+        (dict(top_k={"se": 1, "ser": 9}), r"top_k=9 \(task 'ser'\)"),
+        (dict(top_k=2, top_p=0.5), "exclude each other"),
+        (dict(max_k=2), "max_k caps top_p"),
+        (dict(top_p=0.0), r"top_p=0.0 \(task 'se'\) must be in \(0, 1\]"),
+        (dict(top_p={"se": 0.5, "ser": 1.5}), r"top_p=1.5 \(task 'ser'\)"),
+        (dict(top_p={"ser": 0.5}), r"top_p: .*missing \['se'\]"),
+        (dict(top_p=0.5, max_k=5), r"max_k=5 must be in"),
+        (dict(num_shared=-1), "num_shared=-1"),
+        (dict(combine="sum"), "combine='sum'"),
+        (dict(router_grad="straight"), "router_grad='straight'"),
+    ],
 )
-def test_bad_settings_are_clear_errors(kw):
-    with pytest.raises(ValueError):
+def test_bad_settings_are_clear_errors(kw, match):
+    with pytest.raises(ValueError, match=match):
         _fusion(**kw)
 
 
@@ -223,3 +254,152 @@ def test_only_the_needed_tasks_experts_run():
     assert fusion(feats, lengths, tasks=[]).features == {}
     with pytest.raises(ValueError, match=r"tasks \['asr'\] are not among"):
         fusion(feats, lengths, tasks=["asr"])
+
+
+def _set_routers(fusion, bias):
+    """Routers that ignore the frame: every frame gets softmax(bias)."""
+    with torch.no_grad():
+        for router in fusion.routers.values():
+            router.weight.zero_()
+            router.bias.copy_(torch.tensor(bias))
+
+
+@pytest.mark.parametrize(
+    "bias, max_k, count",
+    [
+        ([50.0, 0.0, 0.0, 0.0], 4, 1),  # peaked: one expert has all the mass
+        ([0.0, 0.0, 0.0, 0.0], 4, 3),  # flat: 0.25 + 0.25 < 0.6 <= 0.75
+        ([0.0, 0.0, 0.0, 0.0], 2, 2),  # flat, capped by max_k
+    ],
+)
+def test_top_p_uses_few_experts_on_easy_frames_and_more_on_hard(bias, max_k, count):
+    fusion = _fusion(top_p=0.6, max_k=max_k)
+    _set_routers(fusion, bias)
+    rows = _count_rows(fusion)
+    feats, lengths = _inputs()
+    out = fusion(feats, lengths)
+    num = experts_per_frame(out.routes["ser"][0])
+    valid = torch.arange(feats.size(1))[None] < lengths[:, None]
+    assert (num[valid] == count).all() and (num[~valid] == 0).all()
+    assert out.routes["ser"][0].size(-1) == max_k  # unused slots: -1 and gate 0
+    # both tasks route alike, so only the distinct pairs run: count per frame
+    assert sum(rows) == count * int(lengths.sum())
+
+
+def test_top_p_keeps_the_smallest_prefix_reaching_p_and_at_most_max_k():
+    fusion = _fusion(top_p=0.7, max_k=3)
+    with torch.no_grad():
+        for router in fusion.routers.values():
+            router.weight.mul_(3)  # 1, 2 and 3 experts
+    feats, lengths = _inputs()
+    tokens = fusion.tokens(feats, lengths)
+    for r in fusion.route(tokens).values():
+        num = experts_per_frame(r.experts)
+        assert num.min() >= 1 and num.max() <= 3
+        assert len(set(num.tolist())) > 1  # the count varies per frame
+        mass = r.probs.gather(-1, r.experts.clamp(min=0)).masked_fill(
+            r.experts < 0, 0.0
+        )
+        kept = mass.sum(-1)
+        without_last = kept - mass.gather(-1, (num - 1)[:, None])[:, 0]
+        assert ((kept >= 0.7 - 1e-6) | (num == 3)).all()  # reaches p unless capped
+        assert (without_last < 0.7).all()  # and no shorter prefix would
+        # chosen experts are the most probable ones, in order
+        top = r.probs.sort(-1, descending=True).indices[:, :3]
+        used = r.experts >= 0
+        assert torch.equal(r.experts[used], top[used])
+        # one expert: its raw probability (the router learns); several: sum to 1
+        single = num == 1
+        torch.testing.assert_close(r.gates[single, 0], mass[single, 0])
+        torch.testing.assert_close(
+            r.gates[~single].sum(-1), torch.ones(int((~single).sum()))
+        )
+        assert (r.gates[~used] == 0).all()
+
+
+def test_per_task_top_k():
+    fusion = _fusion(top_k={"se": 1, "ser": 3})
+    rows = _count_rows(fusion)
+    feats, lengths = _inputs()
+    out = fusion(feats, lengths)
+    valid = int(lengths.sum())
+    for task, k in (("se", 1), ("ser", 3)):
+        experts = out.routes[task][0]
+        assert experts.size(-1) == k
+        assert (experts_per_frame(experts).sum()) == k * valid
+    se_only = _fusion(top_k={"se": 1, "ser": 3})
+    se_rows = _count_rows(se_only)
+    se_only(feats, lengths, tasks=["se"])
+    assert sum(se_rows) == valid  # the SE task's k alone decides what runs
+    assert sum(rows) <= 4 * valid and sum(rows) >= 3 * valid
+
+
+def test_shared_experts_run_once_on_every_valid_frame():
+    fusion = _fusion(num_shared=2)
+    assert len(fusion.shared_experts) == 2 and len(fusion.experts) == 4
+    shared_rows = [0, 0]
+    for i, expert in enumerate(fusion.shared_experts):
+        expert[0].register_forward_hook(
+            lambda m, inp, o, i=i: shared_rows.__setitem__(
+                i, shared_rows[i] + inp[0].shape[0]
+            )
+        )
+    feats, lengths = _inputs()
+    out = fusion(feats, lengths)
+    assert shared_rows == [int(lengths.sum())] * 2  # valid frames, once for 2 tasks
+    (out.features["se"].sum() + out.features["ser"].sum()).backward()
+    for expert in fusion.shared_experts:
+        assert expert[0].weight.grad.abs().sum() > 0
+    # the shared part is the same for every task: the routed part differs
+    plain = _fusion()
+    plain.load_state_dict(fusion.state_dict(), strict=False)
+    base = plain(feats, lengths)
+    diff_se = out.features["se"] - base.features["se"]
+    diff_ser = out.features["ser"] - base.features["ser"]
+    torch.testing.assert_close(diff_se, diff_ser)
+    assert diff_se[0, 0].abs().sum() > 0
+
+
+def test_balance_loss_counts_variable_choices():
+    # 3 frames, 2 experts; 4 choices in all: expert 0 twice, expert 1 twice.
+    probs = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]])
+    experts = torch.tensor([[0, -1], [0, 1], [1, -1]])
+    p = torch.tensor([1.6 / 3, 1.4 / 3])
+    expected = 2 * (torch.tensor([0.5, 0.5]) * p).sum()
+    assert float(switch_balance_loss(probs, experts)) == pytest.approx(float(expected))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_balance_loss_with_fixed_k_is_the_usual_one(k):
+    torch.manual_seed(k)
+    probs = torch.randn(20, 4).softmax(-1)
+    experts = probs.topk(k, -1).indices
+    counts = torch.stack([(experts == e).sum() for e in range(4)]).float()
+    usual = 4 * (counts / (20 * k) * probs.mean(0)).sum()
+    torch.testing.assert_close(switch_balance_loss(probs, experts), usual)
+    # a top-p routing that happens to pick k everywhere gives the same value
+    fusion = _fusion(top_p=1.0, max_k=k)
+    r = fusion.choose(probs, fusion.rules["ser"])
+    torch.testing.assert_close(switch_balance_loss(probs, r[0]), usual)
+
+
+def test_usage_counts_each_choice_of_a_variable_routing():
+    fusion = _fusion(top_p=0.6, max_k=4)
+    _set_routers(fusion, [1.0, 0.9, -50.0, -50.0])  # 0.52 + 0.48: 2 chosen
+    out = fusion(*_inputs())
+    torch.testing.assert_close(out.usage["ser"], torch.tensor([0.5, 0.5, 0, 0]))
+
+
+@pytest.mark.parametrize("kw", [dict(top_p=0.6, max_k=3), dict(num_shared=1)])
+def test_traced_dispatch_gives_the_grouped_result(kw, monkeypatch):
+    """Export computes every expert and gathers the chosen ones: unused top-p
+    slots and the shared experts must give what the grouped dispatch gives."""
+    fusion = _fusion(**kw)
+    feats, lengths = _inputs()
+    tokens = fusion.tokens(feats, lengths)
+    routing = fusion.route(tokens)
+    grouped = fusion.dispatch(tokens, routing)
+    monkeypatch.setattr(torch.jit, "is_tracing", lambda: True)
+    traced = fusion.dispatch(tokens, routing)
+    for task in ("se", "ser"):
+        torch.testing.assert_close(traced[task], grouped[task])
