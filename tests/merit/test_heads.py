@@ -160,6 +160,24 @@ def test_se_upsampling_pads_with_own_last_frame():
     assert out[1, :9, 0].tolist() == [0, 0, 1, 1, 2, 2, 2, 2, 2]
 
 
+def test_se_input_gain_works_on_the_scaled_waveform_and_undoes_it():
+    # A head with gain g on x is the gain-1 head on g * x, its waveform divided by g.
+    feats, flens, speech, slens = _inputs([16000, 9001])
+    batch = _batch_of_targets("waveform", [16000, 9001])
+    gained, plain = _build("blstm_mask", input_gain=17.0), _build("blstm_mask")
+    out = gained.predict(feats, flens, 0.05 * speech, slens)
+    ref = plain.predict(feats, flens, 17.0 * 0.05 * speech, slens)
+    torch.testing.assert_close(out.spec, ref.spec)
+    torch.testing.assert_close(out.wav, ref.wav / 17.0)
+    scaled = dict(batch, speech_ref1=17.0 * batch["speech_ref1"])
+    torch.testing.assert_close(
+        gained.reference(batch).spec, plain.reference(scaled).spec
+    )
+    torch.testing.assert_close(gained.reference(batch).wav, batch["speech_ref1"])
+    with pytest.raises(ValueError, match="input_gain=0.0: must be > 0"):
+        _build("blstm_mask", input_gain=0.0)
+
+
 def test_se_frame_shift_must_match_hop():
     target = TARGETS["waveform"]
     loss = loss_choices.classes["log1p_l1"](target=target)

@@ -38,6 +38,7 @@ class BLSTMMaskSEHead(AbsTaskHead):
         hidden_size: int = 256,
         num_layers: int = 2,
         dropout: float = 0.0,
+        input_gain: float = 1.0,
     ):
         """Build the head.
 
@@ -53,8 +54,17 @@ class BLSTMMaskSEHead(AbsTaskHead):
             hidden_size: BLSTM hidden size (per direction) and input projection size.
             num_layers: BLSTM layers.
             dropout: Dropout between BLSTM layers.
+            input_gain: Factor the head applies to its input waveform and to the
+                clean reference before the STFT (the enhanced waveform is divided
+                by it again). log1p is near linear for magnitudes << 1, so on raw
+                audio (std ~0.06) it compresses nothing and the loss under-weights
+                the weak bins; a gain near 1/std puts the spectra on the scale of
+                z-normalised audio, the authors' domain.
         """
         super().__init__(target, loss)
+        if not input_gain > 0:
+            raise ValueError(f"head_conf.input_gain={input_gain}: must be > 0")
+        self.input_gain = input_gain
         if frame_shift % hop_length != 0:
             raise ValueError(
                 f"feature frame shift {frame_shift} is not a multiple of the STFT "
@@ -94,7 +104,7 @@ class BLSTMMaskSEHead(AbsTaskHead):
         with_wav: bool,
     ) -> SEOutput:
         """Enhanced log1p magnitudes (``spec``) and, with ``with_wav``, waveforms."""
-        spec, frames = self.stft(speech, speech_lengths)
+        spec, frames = self.stft(speech * self.input_gain, speech_lengths)
         log_mag = torch.log1p(spec.abs())
         cond = self.upsample(feats, feats_lengths, frames).to(log_mag.dtype)
         h = self.proj(torch.cat([log_mag, cond], dim=-1))
@@ -110,8 +120,11 @@ class BLSTMMaskSEHead(AbsTaskHead):
         wav = None
         if with_wav:  # noisy phase, enhanced magnitude
             phase = torch.polar(torch.ones_like(log_mag), spec.angle())
-            wav = self.stft.inverse(
-                torch.expm1(enhanced) * phase, speech_lengths, speech.size(1)
+            wav = (
+                self.stft.inverse(
+                    torch.expm1(enhanced) * phase, speech_lengths, speech.size(1)
+                )
+                / self.input_gain
             )
         return SEOutput(wav, speech_lengths, enhanced, frames)
 
@@ -126,5 +139,5 @@ class BLSTMMaskSEHead(AbsTaskHead):
     def reference(self, batch) -> SEOutput:
         """The clean waveforms and their log1p magnitudes."""
         clean, lengths = self.target.from_batch(batch)
-        spec, frames = self.stft(clean, lengths)
+        spec, frames = self.stft(clean * self.input_gain, lengths)
         return SEOutput(clean, lengths, torch.log1p(spec.abs()), frames)
