@@ -111,7 +111,12 @@ def reverberate(
     delay ``d``) is 1, and the convolution is advanced by ``d`` samples and cut to
     the speech length, so the reverberant speech stays time-aligned with the dry
     speech and keeps its length (the propagation delay would otherwise shift every
-    frame against the SE reference).
+    frame against the SE reference). Both outputs are then scaled by one gain that
+    brings the reverberant speech back to the dry speech's power (as ESPnet's
+    enhancement preprocessor does): the room would otherwise add 3-18 dB to the
+    level (the mini recipe's rooms), a cue of the room, not of the speaker, and
+    the reference keeps its level against the direct path in the mixture. Stage 2
+    and dynamic mixing both reverberate here.
 
     Args:
         clean: (T,) dry speech.
@@ -125,11 +130,13 @@ def reverberate(
         early_ms: Length of the early part after the direct path.
 
     Returns:
-        (reverberant, reference), both (T,) float32 and aligned with ``clean``.
+        (reverberant, reference), both (T,) float64, aligned with ``clean``, the
+        reverberant speech at the power of ``clean``.
 
     Raises:
         MeritInputError: shapes are not 1-D, the RIR is empty, silent or not
-            finite, or ``reference`` is unknown.
+            finite, the reverberant speech is silent, or ``reference`` is
+            unknown.
     """
     clean = np.asarray(clean, dtype=np.float64)
     rir = np.asarray(rir, dtype=np.float64)
@@ -152,8 +159,14 @@ def reverberate(
     def apply(h: np.ndarray) -> np.ndarray:
         return fftconvolve(clean, h)[delay : delay + length].astype(np.float32)
 
-    wet = apply(rir)
+    wet = apply(rir).astype(np.float64)
     if reference == "dry":
-        return wet, clean.astype(np.float32)
-    early = rir[: delay + 1 + int(round(early_ms * fs / 1000.0))]
-    return wet, apply(early)
+        ref = clean.astype(np.float32).astype(np.float64)
+    else:
+        ref = apply(rir[: delay + 1 + int(round(early_ms * fs / 1000.0))])
+        ref = ref.astype(np.float64)
+    wet_power = float(np.mean(wet**2))
+    if wet_power == 0.0:
+        raise MeritInputError("reverberant speech is silent: no SNR can be set")
+    gain = np.sqrt(float(np.mean(clean**2)) / wet_power)
+    return wet * gain, ref * gain

@@ -214,27 +214,17 @@ def simulate_utt(job: Job) -> Result:
     rir = draw_rir(job)
     if rir is not None:
         rir_id, rir_path = rir
-        dry_power = float(np.mean(clean**2))
-        speech, clean = reverberate(
-            clean,
-            load_rir(rir_path, rir_id, fs),
-            fs,
-            reference=job.rir_reference,
-            early_ms=job.rir_early_ms,
-        )
-        speech, clean = speech.astype(np.float64), clean.astype(np.float64)
-        wet_power = float(np.mean(speech**2))
-        if wet_power == 0.0:
-            raise MeritInputError(
-                f"{what}: reverberant speech with RIR '{rir_id}' ({rir_path}) is "
-                "silent: no SNR can be set"
+        rir_wav = load_rir(rir_path, rir_id, fs)  # its errors name the file
+        try:
+            speech, clean = reverberate(
+                clean,
+                rir_wav,
+                fs,
+                reference=job.rir_reference,
+                early_ms=job.rir_early_ms,
             )
-        # Back to the dry speech's power (the reverberation adds 3-18 dB to a
-        # direct path of 1 in the mini recipe's rooms, a level cue of the room,
-        # not of the speaker); the reference by the same gain, so the direct
-        # path in the mixture keeps its level against it.
-        gain = np.sqrt(dry_power / wet_power)
-        speech, clean = speech * gain, clean * gain
+        except MeritInputError as e:
+            raise MeritInputError(f"{what}: RIR '{rir_id}' ({rir_path}): {e}") from None
         changed = True
     rng = utt_rng(job.seed, job.utt)
     snr = job.snr

@@ -480,14 +480,18 @@ def test_reverberation_keeps_length_and_alignment(reference):
     # White noise: its autocorrelation peaks at lag 0 only.
     clean = np.random.default_rng(1).standard_normal(FS // 2).astype(np.float32)
     wet, ref = reverberate(clean, _room(delay=37), FS, reference=reference)
-    assert wet.shape == ref.shape == clean.shape and wet.dtype == np.float32
+    assert wet.shape == ref.shape == clean.shape and wet.dtype == np.float64
+    # The room does not change the level: the reverberant speech keeps the dry
+    # speech's power, and the reference is scaled by the same gain.
+    np.testing.assert_allclose(np.mean(wet**2), np.mean(clean.astype(float) ** 2))
     # The direct path is scaled to 1 and advanced to delay 0: the reverberant speech
     # correlates best with the dry speech at lag 0.
     lags = range(-50, 51)
     corr = [np.dot(np.roll(clean, lag), wet) for lag in lags]
     assert list(lags)[int(np.argmax(corr))] == 0
     if reference == "dry":
-        np.testing.assert_array_equal(ref, clean)
+        gain = np.dot(ref, clean) / np.dot(clean, clean)  # the dry speech, scaled
+        np.testing.assert_allclose(ref, gain * clean, rtol=1e-5, atol=1e-7)
     else:  # direct path + 50 ms: closer to the dry speech than the full reverb
         assert np.abs(ref - clean).sum() < np.abs(wet - clean).sum()
     # An identity RIR (any delay, any gain) changes nothing.
