@@ -508,11 +508,9 @@ def _parse_tables(markdown: str):
     return tables
 
 
-def test_results_md(scored, tmp_path, capsys):
-    hyp, _ = scored
-    exp = tmp_path / "exp" / "sparse"
-    names = ["test1_seen_snr-5", "test1_seen_snr10", "test1_seen_snr0",
-             "test1_unseen_snr5", "dev_extra"]  # fmt: skip
+def _decode_sets(hyp: Path, exp: Path, names) -> dict:
+    """Copies of a scored decode dir as ``exp/decode/<name>``, the i-th with
+    F1-macro 0.1 * (i + 1); returns name -> that F1."""
     f1 = {}
     for i, name in enumerate(names):
         shutil.copytree(hyp, exp / "decode" / name)
@@ -520,6 +518,15 @@ def test_results_md(scored, tmp_path, capsys):
         summary = json.loads(path.read_text())
         summary["tasks"]["ser"]["scores"]["f1_macro"] = f1[name] = 0.1 * (i + 1)
         path.write_text(json.dumps(summary))
+    return f1
+
+
+def test_results_md(scored, tmp_path, capsys):
+    hyp, _ = scored
+    exp = tmp_path / "exp" / "sparse"
+    names = ["test1_seen_snr-5", "test1_seen_snr10", "test1_seen_snr0",
+             "test1_unseen_snr5", "dev_extra"]  # fmt: skip
+    f1 = _decode_sets(hyp, exp, names)
     note = tmp_path / "note.md"
     note.write_text("A miniature: it cannot show accuracy.\n")
     merit_score.main(["--results", str(exp), "--results_note", str(note)])
@@ -560,13 +567,7 @@ def test_results_md_groups_reverberant_sets_by_rooms(scored, tmp_path):
     exp = tmp_path / "exp" / "sparse"
     names = ["test1_seen_snr0", "test1_seen_snr5", "test1_rirunseen_seen_snr5",
              "test1_rirseen_seen_snr5", "test1_rirseen_seen_snr0"]  # fmt: skip
-    f1 = {}
-    for i, name in enumerate(names):
-        shutil.copytree(hyp, exp / "decode" / name)
-        path = exp / "decode" / name / "score" / "summary.json"
-        summary = json.loads(path.read_text())
-        summary["tasks"]["ser"]["scores"]["f1_macro"] = f1[name] = 0.1 * (i + 1)
-        path.write_text(json.dumps(summary))
+    f1 = _decode_sets(hyp, exp, names)
     merit_score.main(["--results", str(exp)])
     text = (exp / "RESULTS.md").read_text()
     tables = _parse_tables(text)
