@@ -259,10 +259,19 @@ def table(rates, steady, preloads, workers_list) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> str:
-    args = get_parser().parse_args(argv)
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in each DataLoader worker: per-process rates
+    try:
+        return run(get_parser().parse_args(argv))
+    finally:
+        torch.set_num_threads(threads)  # main() may run inside another program
+
+
+def run(args: argparse.Namespace) -> str:
+    import torch
+
     from espnet2_merit.utils.datadir import read_kaldi
 
     with tempfile.TemporaryDirectory() as tmp:

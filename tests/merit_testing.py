@@ -1,7 +1,14 @@
-"""Constants and helpers shared by the tests (on the path via setup.cfg)."""
+"""Constants and helpers shared by the tests (on the path via setup.cfg).
 
+Run as a script, it is ``kill_at``'s child: ``merit_testing.py TARGET N MODULE
+ARGS...`` runs ``python -m MODULE ARGS...`` and SIGKILLs itself on entering the
+N-th call of TARGET (``package.module.function``).
+"""
+
+import functools
 import importlib.util
 import os
+import runpy
 import shutil
 import signal
 import subprocess
@@ -76,3 +83,37 @@ def kill_when(cmd: List[str], cwd: Path, ready: Callable[[], bool], timeout=300)
         time.sleep(0.02)
     proc.wait()
     return False
+
+
+def kill_at(cmd: List[str], cwd: Path, target: str, nth: int) -> bool:
+    """Run ``cmd`` (``python -m MODULE ARGS``; its standard error in
+    ``cwd/kill.log``) so that it SIGKILLs itself on entering the ``nth`` call of
+    ``target`` (``"soundfile.write"``): killed at a known point however fast the
+    machine, where ``kill_when``'s polling can miss a short run. Returns whether it
+    died so (else the test would check nothing)."""
+    assert cmd[1] == "-m", cmd
+    child = [cmd[0], __file__, target, str(nth), *cmd[2:]]
+    with open(cwd / "kill.log", "w") as log:
+        proc = subprocess.run(child, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
+    return proc.returncode == -signal.SIGKILL
+
+
+def _die_at(target: str, nth: str, module: str, *args: str) -> None:
+    owner_name, attr = target.rsplit(".", 1)
+    owner = importlib.import_module(owner_name)
+    real, calls = getattr(owner, attr), [0]
+
+    @functools.wraps(real)
+    def counted(*a, **kw):
+        calls[0] += 1
+        if calls[0] == int(nth):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*a, **kw)
+
+    setattr(owner, attr, counted)
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    _die_at(*sys.argv[1:])

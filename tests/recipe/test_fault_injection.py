@@ -12,11 +12,22 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from merit_testing import SPARSE_TINY, data_args, kill_when
+from merit_testing import SPARSE_TINY, data_args, kill_at, kill_when
 
 from espnet2_merit.utils.synthetic import make_data_dir
 
 PY = [sys.executable, "-m"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """Every run here, in this process and killed, on one thread: float results
+    depend on the thread count, and another test may have changed this process's."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(threads)
 
 
 def _run(cmd: List[str]):
@@ -67,12 +78,10 @@ def _simulate(clean_dir, noise_scp, out):
 def test_noise_simulation(clean_dir, noise_scp, tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "out"
     _run(_simulate(clean_dir, noise_scp, ref))
-    wavs = out / "wavs"
-    killed = kill_when(
-        _simulate(clean_dir, noise_scp, out), tmp_path,
-        lambda: wavs.is_dir() and len(list(wavs.glob("*.wav"))) >= 3,
-    )  # fmt: skip
-    assert killed and not (out / ".done").exists()
+    # Killed as it writes its 4th wav (~700 utt/s here: polling could miss it).
+    assert kill_at(_simulate(clean_dir, noise_scp, out), tmp_path, "soundfile.write", 4)
+    assert len(list((out / "wavs").glob("*.wav"))) == 3
+    assert not (out / ".done").exists()
     _run(_simulate(clean_dir, noise_scp, out))
     assert _files(out) == _files(ref)
 
@@ -85,12 +94,9 @@ def _format(src, out):
 def test_audio_formatting(clean_dir, tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "out"
     _run(_format(clean_dir, ref))
-    audio = out / "data" / "wav"
-    killed = kill_when(
-        _format(clean_dir, out), tmp_path,
-        lambda: audio.is_dir() and len(list(audio.glob("*.wav"))) >= 3,
-    )  # fmt: skip
-    assert killed and not (out / "wav.scp").exists()  # lists are written last
+    assert kill_at(_format(clean_dir, out), tmp_path, "soundfile.write", 4)
+    assert len(list((out / "data" / "wav").glob("*.wav"))) == 3
+    assert not (out / "wav.scp").exists()  # lists are written last
     _run(_format(clean_dir, out))
     assert _files(out) == _files(ref)
 
@@ -106,12 +112,9 @@ def test_inference(trained_exp, clean_dir, tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "out"
     scp = clean_dir / "wav.scp"
     _run(_decode(trained_exp, scp, ref))
-    wavs = out / "wavs" / "se"
-    killed = kill_when(
-        _decode(trained_exp, scp, out), tmp_path,
-        lambda: wavs.is_dir() and len(list(wavs.glob("*.wav"))) >= 2,
-    )  # fmt: skip
-    assert killed and not (out / "outputs.json").exists()
+    assert kill_at(_decode(trained_exp, scp, out), tmp_path, "soundfile.write", 3)
+    assert len(list((out / "wavs" / "se").glob("*.wav"))) == 2
+    assert not (out / "outputs.json").exists()
     assert not (out / "emotion").exists()  # only its .tmp: not trusted
     _run(_decode(trained_exp, scp, out))
     assert _files(out) == _files(ref)

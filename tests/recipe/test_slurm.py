@@ -182,16 +182,16 @@ def test_multi_node_training_is_one_job_espnet_accepts(tmp_path, slurm_env):
     per node, whose srun tasks ESPnet's distributed code (``--dist_launcher
     slurm``, multiprocessing) reads as node 0 and 1 of 2, 4 processes in all."""
     check = (
-        "import argparse, os; "
+        "import argparse, os, sys; "
         "from espnet2.train import distributed_utils as du; "
         "a = argparse.Namespace(ngpu=2, multiprocessing_distributed=True, "
         "dist_launcher='slurm', dist_world_size=None, dist_rank=None, "
         "local_rank=None); du.resolve_distributed_mode(a); "
         "n = du.get_num_nodes(None, 'slurm'); "
-        "print('node', du.get_node_rank(None, 'slurm'), 'of', n, 'world', "
-        "a.ngpu * n, a.distributed, a.multiprocessing_distributed, "
-        "'threads', os.environ['OMP_NUM_THREADS'])"
-    )
+        "r = du.get_node_rank(None, 'slurm'); t = os.environ['OMP_NUM_THREADS']; "
+        "sys.stdout.write(f'node {r} of {n} world {a.ngpu * n} {a.distributed} "
+        "{a.multiprocessing_distributed} threads {t}\\n')"
+    )  # one write per line: the two nodes' tasks share the log, unbuffered
     out = cmd_sh(
         tmp_path,
         f"${{cuda_cmd}} --gpu 2 --num_nodes 2 exp/train.log srun --export=ALL "
