@@ -125,6 +125,15 @@ class MeritTask(AbsTask):
             "(spk1.scp). Dev data is read as it is (README: Dynamic mixing)",
         )
         group.add_argument(
+            "--frontend_unfreeze",
+            action=NestedDictAction,
+            default=None,
+            help="Cascade unfreezing of the SSL encoder, top layers first: "
+            "{unit: epoch|step, schedule: [[point, layers or all], ...]} or "
+            "{unit, start, every, layers} (espnet2_merit.train.unfreeze; README: "
+            "Cascade unfreezing)",
+        )
+        group.add_argument(
             "--frontend_lr_scale",
             type=float,
             default=1.0,

@@ -1,18 +1,50 @@
 """ESPnet's trainer with whole-dev-set task metrics for model selection, atomic
-checkpoints and a resume that never runs pickled code."""
+checkpoints, a resume that never runs pickled code, and cascade unfreezing of the
+SSL encoder."""
 
+import argparse
+import dataclasses
 import logging
 from pathlib import Path
+from typing import Any, Dict, Optional
 
 import numpy as np
 from espnet2.train.reporter import aggregate
-from espnet2.train.trainer import Trainer
+from espnet2.train.trainer import Trainer, TrainerOptions
+from espnet2.utils.build_dataclass import build_dataclass
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.scoring import selection
+from espnet2_merit.train.unfreeze import OPTION as UNFREEZE
+from espnet2_merit.train.unfreeze import EncoderUnfreezer, UnfreezeSchedule
 from espnet2_merit.utils.checkpoint import PREVIOUS, atomic_torch_save, load_checkpoint
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class MeritTrainerOptions(TrainerOptions):
+    frontend_unfreeze: Optional[Dict[str, Any]] = None
+    unfreezer: Optional[EncoderUnfreezer] = None  # built by run() from the above
+
+
+class _Unfreezing:
+    """The training iterator, applying the unfreezing schedule before each batch
+    (the run's batch count: the reporter's) and reporting the trainable count."""
+
+    def __init__(self, iterator, unfreezer: EncoderUnfreezer, reporter):
+        self.iterator, self.unfreezer, self.reporter = iterator, unfreezer, reporter
+
+    def __len__(self) -> int:
+        return len(self.iterator)
+
+    def __iter__(self):
+        for batch in self.iterator:
+            step = self.reporter.get_total_count() + 1
+            n = self.unfreezer.apply(self.reporter.get_epoch(), step)
+            # The first value of this step: the batch's own stats join it.
+            self.reporter.register({"trainable_frontend_params": n})
+            yield batch
 
 
 class MeritTrainer(Trainer):
@@ -27,13 +59,54 @@ class MeritTrainer(Trainer):
       is kept as ``checkpoint.prev.pth``: a kill during a save never leaves a
       torn file that ``--resume`` would trust;
     - ``--resume`` loads weights only (no pickled code runs); a corrupt
-      ``checkpoint.pth`` is reported and the previous one used.
+      ``checkpoint.pth`` is reported and the previous one used;
+    - ``frontend_unfreeze``: the SSL encoder's layers become trainable on a
+      schedule (``espnet2_merit.train.unfreeze``), applied before every batch;
+      the stats report ``trainable_frontend_params`` (mean over the epoch's
+      batches).
     """
 
     @classmethod
-    def run(cls, *args, **kwargs) -> None:
+    def build_options(cls, args: argparse.Namespace) -> MeritTrainerOptions:
+        base = build_dataclass(TrainerOptions, args)
+        conf = getattr(args, UNFREEZE, None)
+        if conf:
+            UnfreezeSchedule.from_config(conf)  # errors before the model is used
+            frozen = [t for t in args.freeze_param if "frontend".startswith(t)
+                      or t.startswith("frontend")]  # fmt: skip
+            if frozen:
+                raise MeritInputError(
+                    f"--{UNFREEZE} decides which frontend layers train; drop "
+                    f"--freeze_param {' '.join(frozen)}"
+                )
+            if getattr(args, "distributed", False):
+                raise MeritInputError(
+                    f"--{UNFREEZE} is single-process for now: under "
+                    "DistributedDataParallel a parameter frozen when the model is "
+                    "wrapped is never reduced, so ranks would diverge once it "
+                    "trains; run with --ngpu 1 or without the schedule"
+                )
+        return MeritTrainerOptions(
+            **dataclasses.asdict(base), frontend_unfreeze=conf or None
+        )
+
+    @classmethod
+    def run(cls, model, *args, trainer_options, **kwargs) -> None:
+        if getattr(trainer_options, UNFREEZE, None):
+            schedule = UnfreezeSchedule.from_config(trainer_options.frontend_unfreeze)
+            trainer_options = dataclasses.replace(
+                trainer_options, unfreezer=EncoderUnfreezer(model.frontend, schedule)
+            )
         with atomic_torch_save():
-            super().run(*args, **kwargs)
+            super().run(model, *args, trainer_options=trainer_options, **kwargs)
+
+    @classmethod
+    def train_one_epoch(cls, model, iterator, *args, reporter, options, **kwargs):
+        if getattr(options, "unfreezer", None) is not None:
+            iterator = _Unfreezing(iterator, options.unfreezer, reporter)
+        return super().train_one_epoch(
+            model, iterator, *args, reporter=reporter, options=options, **kwargs
+        )
 
     @staticmethod
     def resume(
