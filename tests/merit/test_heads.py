@@ -228,3 +228,19 @@ def test_waveform_target_checks_channels_and_samples():
     bad[3] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         TARGETS["waveform"].parse("u1", bad.numpy())
+
+
+@pytest.mark.parametrize("name", ["attentive_pooling", "attribute_regressor"])
+def test_pooled_heads_take_the_activation_by_name(name):
+    from espnet2_merit.merit.heads.attentive_pooling import ACTIVATIONS
+
+    feats, feats_lengths, _, _ = _inputs([2000, 1500])
+    outs = {}
+    for act, cls in ACTIVATIONS.items():
+        head = _build(name, activation=act).eval()
+        assert [type(m) for m in head.mlp].count(cls) == 1
+        outs[act] = head(feats, feats_lengths)
+    assert not torch.allclose(outs["relu"], outs["mish"])
+    assert not torch.allclose(outs["mish"], outs["gelu"])
+    with pytest.raises(ValueError, match="head_conf.activation='tanh'"):
+        _build(name, activation="tanh")

@@ -34,9 +34,14 @@ class AttentiveStatsPooling(torch.nn.Module):
         return torch.cat([mean, var.clamp(min=1e-5).sqrt()], dim=-1)
 
 
+# The hidden layer's activation (head_conf.activation): ReLU (the paper's), or Mish
+# and GELU, which Interspeech 2025 challenge systems chose (arXiv 2508.07282).
+ACTIVATIONS = {"relu": torch.nn.ReLU, "mish": torch.nn.Mish, "gelu": torch.nn.GELU}
+
+
 class PooledHead(AbsTaskHead):
-    """Pooling (-> 2D) -> dropout -> Linear(hidden) -> LayerNorm -> ReLU -> dropout
-    -> Linear(outputs): one output per class or per value of the target."""
+    """Pooling (-> 2D) -> dropout -> Linear(hidden) -> LayerNorm -> activation ->
+    dropout -> Linear(outputs): one output per class or per value of the target."""
 
     def __init__(
         self,
@@ -46,14 +51,20 @@ class PooledHead(AbsTaskHead):
         num_outputs: int,
         hidden_size: int,
         dropout: float,
+        activation: str = "relu",
     ):
         super().__init__(target, loss)
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"head_conf.activation={activation!r}: expected one of "
+                f"{sorted(ACTIVATIONS)}"
+            )
         self.pooling = AttentiveStatsPooling(input_size)
         self.mlp = torch.nn.Sequential(
             torch.nn.Dropout(dropout),
             torch.nn.Linear(2 * input_size, hidden_size),
             torch.nn.LayerNorm(hidden_size),
-            torch.nn.ReLU(),
+            ACTIVATIONS[activation](),
             torch.nn.Dropout(dropout),
             torch.nn.Linear(hidden_size, num_outputs),
         )
@@ -81,6 +92,7 @@ class AttentivePoolingClassifier(PooledHead):
         loss: AbsLoss,
         hidden_size: int = 1024,
         dropout: float = 0.5,
+        activation: str = "relu",
     ):
         """Build the head.
 
@@ -91,9 +103,16 @@ class AttentivePoolingClassifier(PooledHead):
             loss: A label loss (``ce``, ``focal``).
             hidden_size: Size of the hidden layer.
             dropout: Dropout before each linear layer.
+            activation: The hidden layer's: ``relu``, ``mish`` or ``gelu``.
         """
         super().__init__(
-            input_size, target, loss, len(target.classes), hidden_size, dropout
+            input_size,
+            target,
+            loss,
+            len(target.classes),
+            hidden_size,
+            dropout,
+            activation,
         )
 
     def predict(self, feats, feats_lengths, speech=None, speech_lengths=None):

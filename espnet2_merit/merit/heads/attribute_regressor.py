@@ -26,10 +26,17 @@ class AttributeRegressor(PooledHead):
         loss: AbsLoss,
         hidden_size: int = 1024,
         dropout: float = 0.5,
+        activation: str = "relu",
     ):
         """Build the head (arguments as ``AttentivePoolingClassifier``'s)."""
         super().__init__(
-            input_size, target, loss, len(target.names), hidden_size, dropout
+            input_size,
+            target,
+            loss,
+            len(target.names),
+            hidden_size,
+            dropout,
+            activation,
         )
 
     def predict(self, feats, feats_lengths, speech=None, speech_lengths=None):
