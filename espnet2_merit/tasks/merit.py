@@ -35,13 +35,15 @@ from espnet2_merit.tasks.builder import (
     task_record,
     task_specs,
 )
+from espnet2_merit.train.balanced_batches import MODES as BALANCE_MODES
+from espnet2_merit.train.balanced_batches import ClassBalancedBatches
 from espnet2_merit.train.data_check import check_data
 from espnet2_merit.train.epoch_iter_factory import EpochIterFactory
 from espnet2_merit.train.preprocessor import CROPS, MeritPreprocessor
 from espnet2_merit.train.reshuffled_iter_factory import ReshuffledIterFactory
 from espnet2_merit.train.trainer import MeritTrainer
 from espnet2_merit.utils.checkpoint import check_checkpoint, force_weights_only
-from espnet2_merit.utils.datadir import DATA_FILES
+from espnet2_merit.utils.datadir import DATA_FILES, read_kaldi
 from espnet2_merit.utils.packing import FILE_ENTRIES
 
 
@@ -113,6 +115,19 @@ class MeritTask(AbsTask):
             "run, their order shuffled each epoch); true: every epoch all "
             "utterances are permuted (seed, epoch) and cut into the sampler's "
             "batch sizes, as the release's DataLoader(shuffle=True) draws them",
+        )
+        group.add_argument(
+            "--balanced_batches",
+            choices=BALANCE_MODES,
+            default="none",
+            help="Class-balanced training batches (needs reshuffle_batches: true): "
+            "up: every class drawn to the largest's count each epoch, down: to "
+            "the smallest's (espnet2_merit/train/balanced_batches.py)",
+        )
+        group.add_argument(
+            "--balanced_batches_target",
+            default="emotion",
+            help="The data name whose classes --balanced_batches equalises",
         )
         group.add_argument(
             "--dynamic_mixing",
@@ -247,9 +262,23 @@ class MeritTask(AbsTask):
         base = super().build_sequence_iter_factory(
             whole, dataclasses.replace(iter_options, distributed=False), mode
         )
+        batches = list(base.sampler)
+        sampler = None
+        if args.balanced_batches != "none":
+            path = _data_file(iter_options, args.balanced_batches_target)
+            sampler = ClassBalancedBatches(
+                batches,
+                {k: v.strip() for k, v in read_kaldi(path).items()},
+                args.balanced_batches,
+                base.seed,
+                rank,
+                world_size,
+                source=str(path),
+            )
         return ReshuffledIterFactory(
             dataset=base.dataset,
-            batches=list(base.sampler),
+            batches=batches,
+            sampler=sampler,
             seed=base.seed,
             rank=rank,
             world_size=world_size,
@@ -370,6 +399,18 @@ class MeritTask(AbsTask):
 TORCHRUN = "torchrun --nproc_per_node N -m espnet2_merit.bin.merit_train --ngpu 0 ..."
 
 
+def _data_file(iter_options: IteratorOptions, name: str) -> Path:
+    """The training data file of data name ``name``."""
+    for path, data_name, _ in iter_options.data_path_and_name_and_type:
+        if data_name == name:
+            return Path(path)
+    names = [n for _, n, _ in iter_options.data_path_and_name_and_type]
+    raise MeritInputError(
+        f"balanced_batches_target={name!r}: the training data has no such name "
+        f"(it has {names})"
+    )
+
+
 def check_distributed(args: argparse.Namespace) -> None:
     """CPU data parallelism the way ESPnet can run it.
 
@@ -421,6 +462,11 @@ def check_pipeline(args: argparse.Namespace) -> None:
             )
     if args.crop not in CROPS:
         raise MeritInputError(f"crop: {args.crop!r} is not one of {list(CROPS)}")
+    if args.balanced_batches != "none" and not args.reshuffle_batches:
+        raise MeritInputError(
+            f"balanced_batches: {args.balanced_batches} draws the batches anew every "
+            "epoch: it needs reshuffle_batches: true"
+        )
     if args.reshuffle_batches and args.iterator_type != "sequence":
         raise MeritInputError(
             f"reshuffle_batches: true needs iterator_type: sequence, "

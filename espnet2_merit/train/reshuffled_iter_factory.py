@@ -9,7 +9,7 @@ share a batch. ``--reshuffle_batches true`` (``MeritTask``) swaps in
 """
 
 import logging
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 from espnet2.iterators.sequence_iter_factory import SequenceIterFactory
@@ -101,6 +101,8 @@ class ReshuffledIterFactory(SequenceIterFactory):
         world_size: The number of processes.
         shuffle_within_batch: Must be false: ESPnet's ``--shuffle_within_batch``
             re-cuts batches too, in the first batch's size.
+        sampler: A ``ReshuffledBatches`` built by the caller (another draw, e.g.
+            ``ClassBalancedBatches``) instead of one over ``batches``.
         **kwargs: ``SequenceIterFactory``'s other arguments.
     """
 
@@ -113,6 +115,7 @@ class ReshuffledIterFactory(SequenceIterFactory):
         rank: int = 0,
         world_size: int = 1,
         shuffle_within_batch: bool = False,
+        sampler: Optional[ReshuffledBatches] = None,
         **kwargs,
     ):
         if shuffle_within_batch:
@@ -120,9 +123,10 @@ class ReshuffledIterFactory(SequenceIterFactory):
                 "reshuffle_batches: true re-draws the batches itself; "
                 "set shuffle_within_batch: false"
             )
-        sampler = ReshuffledBatches(batches, seed, rank, world_size)
+        sampler = sampler or ReshuffledBatches(batches, seed, rank, world_size)
         super().__init__(dataset, sampler, seed=seed, **kwargs)
         logging.info(
-            f"training batches re-drawn every epoch: {len(sampler)} batches, "
+            f"training batches re-drawn every epoch ({type(sampler).__name__}): "
+            f"{len(sampler)} batches, "
             f"{len(sampler.keys)} utterances (rank {rank} of {world_size})"
         )
