@@ -8,15 +8,16 @@
 # (fusion_conf.num_shared=1), top-p routing (fusion_conf.top_p=0.6 with max_k=2:
 # one expert where the router is confident, two elsewhere) and sparse MERIT trained
 # with dynamic mixing (merit.sh --dynamic_mixing true: the training noise drawn anew
-# every epoch, at the same 5 dB, from the same training pool), each trained with the
-# same budget (step 1 with the
+# every epoch, at the same 5 dB, from the same training pool), and the ICASSP 2025
+# shared-SSL system with cascade unfreezing (naive MTL's shared features, WavLM's
+# layers unfrozen top-down by its config's frontend_unfreeze, trained in one step of
+# step1 + step2 epochs), each trained with the same budget (step 1 with the
 # SSL frozen, then step 2) for several seeds, decoded and scored on every test SNR
 # and noise set and on the reverberant test sets (the mini recipe's run.sh makes
 # them: seen and unseen rooms, seen noise, 5 dB), then tabulated by
 # bench/methods_table.py (the reverberant sets in a second table).
 #
-#   bash bench/methods.sh                    # 60 min on 2 cores (measured with 7 systems,
-#                                            # before sparse_shared, sparse_topp, sparse_dm)
+#   bash bench/methods.sh                    # 38 min on 2 cores (11 systems x 3 seeds)
 #   bash bench/methods.sh --seeds "7" --step2_epochs 2   # a quick look
 #
 # Runs in the mini recipe's directory with its own --expdir, so the corpus (stages
@@ -57,6 +58,7 @@ declare -A config=(
     [sparse_dm]=conf/tuning/train_sparse_merit_tiny.yaml
     [sparse_shared]=conf/tuning/train_sparse_merit_tiny.yaml
     [sparse_topp]=conf/tuning/train_sparse_merit_tiny.yaml
+    [shared_cascade]=conf/tuning/train_shared_ssl_cascade_tiny.yaml
 )
 declare -A extra=(
     [sparse_hard]="--fusion_conf router_grad=none"
@@ -68,7 +70,9 @@ declare -A extra=(
 declare -A recipe_opts=(
     [sparse_dm]="--dynamic_mixing true"
 )
-systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws sparse_shared sparse_topp sparse_dm"
+# systems trained in one step (their schedule starts with the SSL model frozen)
+declare -A one_step=([shared_cascade]=1)
+systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws sparse_shared sparse_topp sparse_dm shared_cascade"
 
 log "data (stages 1-6) in ${recipe}, experiments in ${recipe}/${expdir}"
 ./run.sh --stage 1 --stop_stage 6 --expdir "${expdir}" > "${expdir}/logs/data.log" 2>&1 \
@@ -76,12 +80,16 @@ log "data (stages 1-6) in ${recipe}, experiments in ${recipe}/${expdir}"
 
 one_run() {  # one_run SYSTEM SEED: train (stages 7-8), decode and score (9-10)
     local system=$1 seed=$2 tag=$1_seed$2
+    local step1=${config[${system}]} epochs=${step2_epochs}
+    if [ -n "${one_step[${system}]:-}" ]; then
+        step1="" epochs=$((step1_epochs + step2_epochs))
+    fi
     # shellcheck disable=SC2086
     ./run.sh --stage 7 --stop_stage 10 --expdir "${expdir}" --tag "${tag}" ${recipe_opts[${system}]:-} \
         --nj 1 --inference_nj 1 --train_config "${config[${system}]}" \
-        --step1_config "${config[${system}]}" \
+        --step1_config "${step1}" \
         --step1_args "--freeze_param frontend.upstream --max_epoch ${step1_epochs} --seed ${seed} ${extra[${system}]:-}" \
-        --train_args "--max_epoch ${step2_epochs} --seed ${seed} ${extra[${system}]:-}" \
+        --train_args "--max_epoch ${epochs} --seed ${seed} ${extra[${system}]:-}" \
         > "${expdir}/logs/${tag}.log" 2>&1
 }
 
@@ -110,6 +118,8 @@ run_all() {  # run_all FUNCTION "ARGS" ...: at most ${parallel} at a time
 }
 
 rm -f "${expdir}"/logs/FAILED.*
+earlier=$(ls -d "${expdir}"/merit_*_seed*/decode 2>/dev/null | wc -l)  # scored: skipped
+[ "${earlier}" -gt 0 ] || earlier=""
 jobs_list=()
 for seed in ${seeds}; do
     for system in ${systems}; do jobs_list+=("${system} ${seed}"); done
@@ -125,7 +135,7 @@ header="## Method comparison on the mini corpus (\`bench/methods.sh\`)
 - corpus: the mini recipe's (espeak-ng speech, 4 classes; train $(wc -l < dump/raw/train_sim/wav.scp), dev $(wc -l < dump/raw/dev_sim/wav.scp), test $(wc -l < dump/raw/test1_seen_snr-5/wav.scp) utterances per set; train/dev at 5 dB, babble held out as the unseen noise), tiny random WavLM (2 layers, width 64)
 - reverberation: $(awk '$2 != "-"' dump/raw/train_sim/utt2rir 2>/dev/null | wc -l) of the train utterances convolved with a pyroomacoustics RIR (office/living/classroom rooms; the corridor held out as unseen rooms), dry SE reference; reverberant test sets: $(ls -d dump/raw/*_rir*_snr* 2>/dev/null | xargs -rn1 basename | tr '\n' ' ')
 - budget per system and seed: step 1 (SSL frozen) ${step1_epochs} epochs, step 2 (joint) ${step2_epochs} epochs, batch 4, the first 4 s of train and dev utterances, new batches every epoch, no gradient clipping; model selection on the dev set's F1-macro; seeds ${seeds}
-- wall time: $((elapsed / 60)) min $((elapsed % 60)) s for $(echo ${systems} | wc -w) systems x $(echo ${seeds} | wc -w) seeds"
+- wall time: $((elapsed / 60)) min $((elapsed % 60)) s for $(echo ${systems} | wc -w) systems x $(echo ${seeds} | wc -w) seeds${earlier:+ in this invocation, which skipped ${earlier} runs finished by an earlier one}"
 "${python}" "${repo}/bench/methods_table.py" --expdir "${expdir}" \
     --seeds ${seeds} --out "${out}" --plot "${out%.md}_f1_vs_snr.png" --header "${header}"
 log "wrote ${out} [elapsed=${SECONDS}s]"

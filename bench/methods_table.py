@@ -64,6 +64,7 @@ SYSTEMS = {
     "sparse MERIT, + shared expert": ("sparse_shared", "decode"),
     "sparse MERIT, top-p routing (p 0.6, max 2)": ("sparse_topp", "decode"),
     "sparse MERIT, dynamic mixing": ("sparse_dm", "decode"),
+    "shared SSL, cascade unfreezing (ICASSP 2025)": ("shared_cascade", "decode"),
 }
 REFERENCES = ("SE pre-processing", "naive MTL")
 Column = Tuple[str, Metric]  # (task, headline metric)
