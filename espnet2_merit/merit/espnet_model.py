@@ -25,6 +25,13 @@ class ESPnetMeritModel(AbsESPnetModel):
     Loss = sum over tasks of weight_t * loss_t + sum over the fusion's auxiliary
     losses (router balancing, z-loss; one per routed task) of their weights * value.
 
+    Semi-supervised batches: loss_t and the task's statistics are computed over
+    the utterances that have its target only (``Target.present``; ``-`` in a
+    label file), so an unlabelled utterance trains the tasks whose targets it
+    has (enhancement, augmentation type, ...) and nothing else. A batch without
+    any reports the task's statistics as NaN, which ESPnet's averages skip;
+    averages over batches are weighted by the batch size.
+
     Waveform domains: ``normalize`` maps the noisy waveform x to (x - shift) /
     scale before the frontend. With ``head_domain: normalized`` (the authors'
     release) the heads see that same normalised waveform, a waveform target (the
@@ -229,8 +236,14 @@ class ESPnetMeritModel(AbsESPnetModel):
         for task, head in self.heads.items():
             pred = head(fused.features[task], feats_lengths, head_in, speech_lengths)
             ref = head.reference(batch)
-            task_loss = head.loss(pred, ref)
-            loss = loss + self.task_weights[task] * task_loss
+            keep = head.target.present(batch).to(speech.device)
+            if not bool(keep.all()):  # unlabelled utterances: not in this task
+                pred, ref = _rows(pred, keep), _rows(ref, keep)
+            if bool(keep.any()):
+                task_loss = head.loss(pred, ref)
+                loss = loss + self.task_weights[task] * task_loss
+            else:  # reported as missing; ESPnet leaves NaN out of its averages
+                task_loss = speech.new_full((), float("nan"), dtype=torch.float32)
             stats[f"{task}_loss"] = task_loss.detach()
             with torch.no_grad():
                 for name, value in head.stats(pred, ref).items():
@@ -285,3 +298,17 @@ class ESPnetMeritModel(AbsESPnetModel):
         """Waveform samples as one-dimensional "features", so that ``--collect_stats``
         gives the training-set mean and variance used by ``normalize: global_mvn``."""
         return {"feats": speech.unsqueeze(-1), "feats_lengths": speech_lengths}
+
+
+def _rows(x: Any, keep: torch.Tensor) -> Any:
+    """The rows ``keep`` (B,) of a head's prediction or reference: a (B, ...)
+    tensor or a tuple of them."""
+    if isinstance(x, torch.Tensor):
+        return x[keep]
+    if isinstance(x, tuple):
+        rows = [_rows(v, keep) for v in x]
+        return type(x)(*rows) if hasattr(x, "_fields") else tuple(rows)
+    raise TypeError(
+        f"a task with unlabelled utterances needs tensor predictions and "
+        f"references, not {type(x).__name__}"
+    )

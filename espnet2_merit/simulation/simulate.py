@@ -42,7 +42,7 @@ Outputs in --outdir:
                fitted segment starts at
   utt2rir      "<utt> <rir_id>", or "<utt> -" for a dry utterance (only with
                --rir_scp)
-  copies of emotion, emotion_attr, utt2spk, utt2gender when present.
+  copies of emotion, emotion_attr, emotion_votes, utt2spk, utt2gender when present.
 
 A mixture that would clip is scaled to a peak of 0.99, and its clean reference by the
 same factor (written to ``wavs/<utt>_clean.wav``), so noisy - clean stays the scaled
@@ -83,7 +83,7 @@ from espnet2_merit.utils.datadir import (
 )
 
 PROG = "merit_simulate_noise"
-COPIED_FILES = ("emotion", "emotion_attr", "utt2spk", "utt2gender")
+COPIED_FILES = ("emotion", "emotion_attr", "emotion_votes", "utt2spk", "utt2gender")
 OUTPUT_FILES = ("wav.scp", "spk1.scp", "utt2snr", "utt2noise", "utt2rir", *COPIED_FILES)
 DRY = "-"  # utt2rir's value for an utterance left dry
 PEAK = 0.99  # peak of a mixture that had to be scaled down

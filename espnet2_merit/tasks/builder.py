@@ -158,6 +158,12 @@ class TaskSpec:
     loss_conf: Dict[str, Any]
     weight: float
     target: Target
+    extra: List[Target]  # further data the head reads (its extra_targets)
+
+    @property
+    def targets(self) -> List[Target]:
+        """Every data name the task reads, its target first."""
+        return [self.target, *self.extra]
 
 
 def _choice(choices: ClassChoices, name: Any, where: str) -> Optional[type]:
@@ -279,6 +285,7 @@ def task_specs(args: argparse.Namespace) -> Dict[str, TaskSpec]:
         specs[name] = TaskSpec(
             name, str(entry["head"]), head_class, head_conf, str(loss), loss_class,
             loss_conf, float(weight), target,
+            head_class.extra_targets(target, head_conf),
         )  # fmt: skip
     if not specs:
         raise MeritInputError("tasks: no task declared: nothing to train")

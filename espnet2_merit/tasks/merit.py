@@ -197,9 +197,8 @@ class MeritTask(AbsTask):
     @classmethod
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Callable:
         args.emotion_list = class_list(args.emotion_list, "--emotion_list")
-        targets = (
-            [] if args.collect_stats else [s.target for s in task_specs(args).values()]
-        )
+        specs = [] if args.collect_stats else task_specs(args).values()
+        targets = [t for s in specs for t in s.targets]
         return MeritPreprocessor(
             train=train,
             targets=targets,
@@ -355,7 +354,8 @@ class MeritTask(AbsTask):
         if not args.collect_stats:
             for name, spec in task_specs(args).items():
                 why = f"task '{name}' ({spec.head}) trains on it"
-                needed[spec.target.name] = (why, spec.target)
+                for target in spec.targets:
+                    needed[target.name] = (why, target)
         return needed
 
     @classmethod

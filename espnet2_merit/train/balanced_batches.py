@@ -18,6 +18,7 @@ import numpy as np
 from typeguard import typechecked
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.merit.heads.targets import NO_TARGET
 from espnet2_merit.train.reshuffled_iter_factory import ReshuffledBatches
 
 MODES = ("none", "up", "down")
@@ -56,6 +57,14 @@ class ClassBalancedBatches(ReshuffledBatches):
             raise MeritInputError(
                 f"balanced_batches: {source} has no class for {len(missing)} "
                 f"training utterances (first: {missing[0]})"
+            )
+        unlabelled = [k for k in self.keys if labels[k] == NO_TARGET]
+        if unlabelled:
+            raise MeritInputError(
+                f"balanced_batches: {source} marks {len(unlabelled)} training "
+                f"utterances as unlabelled ('{NO_TARGET}', first: {unlabelled[0]}); "
+                "class-balanced batches need a class for every utterance (train the "
+                "unlabelled pool without --balanced_batches)"
             )
         classes = sorted({labels[k] for k in self.keys})
         if len(classes) < 2:

@@ -10,17 +10,19 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import soundfile
 
 from espnet2_merit.errors import MeritInputError
-from espnet2_merit.merit.heads.targets import LabelTarget, Target
+from espnet2_merit.merit.heads.targets import NO_TARGET, LabelTarget, Target
 from espnet2_merit.utils.datadir import iter_kaldi
 
 logger = logging.getLogger(__name__)
 
 
 def label_counts(path: str, target: LabelTarget) -> List[int]:
-    """Count each class of ``target`` in a label file; unknown labels are an
-    error naming the line."""
+    """Count each class of ``target`` in a label file (``-``, no label, is not
+    counted); unknown labels are an error naming the line."""
     counts = collections.Counter()
     for num, key, label in iter_kaldi(path):
+        if label.strip() == NO_TARGET:
+            continue
         target.label_id(key, label, f"{path}:{num}")
         counts[label.strip()] += 1
     return [counts[c] for c in target.classes]
@@ -58,9 +60,9 @@ def _check_text(path: str, target: Optional[Target]) -> List[str]:
     """Keys of a text data file; each value parsed by its target."""
     keys = []
     for num, key, value in iter_kaldi(path):
-        if isinstance(target, LabelTarget):
+        if isinstance(target, LabelTarget) and value.strip() != NO_TARGET:
             target.label_id(key, value, f"{path}:{num}")
-        elif target is not None:
+        elif target is not None and not isinstance(target, LabelTarget):
             try:
                 target.parse(key, value)
             except MeritInputError as e:

@@ -17,6 +17,7 @@ PathLike = Union[str, Path]
 KEYED_TEXT_FILES = (
     "emotion",
     "emotion_attr",
+    "emotion_votes",
     "utt2spk",
     "utt2gender",
     "utt2snr",
@@ -38,6 +39,7 @@ DATA_FILES: Dict[str, Tuple[str, str]] = {
     "speech_ref1": ("spk1.scp", "sound"),
     "emotion": ("emotion", "text"),
     "emotion_attr": ("emotion_attr", "text"),
+    "emotion_votes": ("emotion_votes", "text"),
     "gender": ("utt2gender", "text"),
 }
 

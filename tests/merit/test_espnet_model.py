@@ -223,3 +223,58 @@ def test_balance_weight_is_per_task_and_not_averaged(make_args, data_dirs, caplo
         "ser": 0.05
     }
     assert "['se'] are not routed tasks" in caplog.text
+
+
+def test_unlabelled_utterances_train_only_the_tasks_they_have(make_args, data_dirs):
+    """Semi-supervised batches: the emotion and attribute losses (and whole-set
+    metrics) of a batch with unlabelled utterances are those of its labelled
+    subset alone; enhancement still trains on every utterance."""
+    config = THREE_TASK_TINY
+    torch.manual_seed(0)
+    model = MeritTask.build_model(make_args(config, names=_names(config)[0])).eval()
+    uids = _uids(data_dirs[0])[:4]
+    mixed = _batch(data_dirs[0], uids)
+    mixed["emotion"][[1, 3]] = -1  # "-" in the emotion file
+    mixed["emotion_attr"][2] = float("nan")  # "-" in emotion_attr
+    with torch.no_grad():
+        _, stats, _ = model(**mixed)
+        _, whole, _ = model(**_batch(data_dirs[0], uids))
+        _, ser_only, _ = model(**_batch(data_dirs[0], [uids[0], uids[2]]))
+        _, attr_only, _ = model(**_batch(data_dirs[0], [uids[0], uids[1], uids[3]]))
+
+    def close(a, b):
+        assert float(a) == pytest.approx(float(b), rel=1e-4, abs=1e-5)
+
+    close(stats["se_loss"], whole["se_loss"])
+    close(stats["ser_loss"], ser_only["ser_loss"])
+    close(stats["attr_loss"], attr_only["attr_loss"])
+    metrics = {
+        name: selection.set_metrics(
+            {k: float(v) for k, v in s.items() if k.startswith(selection.PREFIX)}
+        )
+        for name, s in (("mixed", stats), ("ser", ser_only), ("attr", attr_only))
+    }
+    close(metrics["mixed"]["ser_f1_macro"], metrics["ser"]["ser_f1_macro"])
+    close(metrics["mixed"]["attr_ccc"], metrics["attr"]["attr_ccc"])
+    expected = sum(
+        model.task_weights[t] * float(stats[f"{t}_loss"]) for t in model.heads
+    ) + sum(
+        w * float(stats[f"{t}_{n}"])
+        for n, per_task in model.aux_loss_weights.items()
+        for t, w in per_task.items()
+    )
+    close(stats["loss"], expected)
+
+
+def test_a_batch_without_any_label_skips_the_task(make_args, data_dirs):
+    config = SPARSE_TINY
+    torch.manual_seed(0)
+    model = MeritTask.build_model(make_args(config))
+    batch = _batch(data_dirs[0], _uids(data_dirs[0])[:2])
+    batch["emotion"][:] = -1
+    loss, stats, _ = model(**batch)
+    assert torch.isnan(stats["ser_loss"]) and torch.isnan(stats["ser_acc"])
+    assert torch.isfinite(loss)
+    loss.backward()
+    head = model.heads["ser"]
+    assert all(p.grad is None or not p.grad.any() for p in head.parameters())

@@ -2,9 +2,11 @@
 into padding, batch equals one-by-one, gradients reach every parameter), then
 what is particular to each head."""
 
+import numpy as np
 import pytest
 import torch
 
+from espnet2_merit.errors import MeritInputError
 from espnet2_merit.merit.heads.targets import LabelTarget, VectorTarget, WaveformTarget
 from espnet2_merit.tasks.builder import head_choices, loss_choices
 
@@ -213,6 +215,15 @@ def test_label_target_parse_render_and_errors():
         target.parse("u7", "X")
     with pytest.raises(ValueError, match="repeated"):
         LabelTarget("emotion", ["A", "S", "A"])
+    # "-": an unlabelled utterance (-1, as padding), never a class.
+    assert target.parse("u1", "-").tolist() == [-1]
+    assert np.isnan(TARGETS["vector"].parse("u1", " - ")).all()
+    with pytest.raises(ValueError, match="'-' cannot be a class"):
+        LabelTarget("emotion", ["A", "-"])
+    batch = {"emotion": torch.tensor([[2], [-1]]), "emotion_attr": torch.ones(2, 3)}
+    batch["emotion_attr"][1, 0] = float("nan")
+    assert target.present(batch).tolist() == [True, False]
+    assert TARGETS["vector"].present(batch).tolist() == [True, False]
 
 
 @pytest.mark.parametrize("text", ["4.5 2.0", "a b c", "", "1 nan 2"])
@@ -244,3 +255,41 @@ def test_pooled_heads_take_the_activation_by_name(name):
     assert not torch.allclose(outs["mish"], outs["gelu"])
     with pytest.raises(ValueError, match="head_conf.activation='tanh'"):
         _build(name, activation="tanh")
+
+
+def test_vote_target_reads_votes_as_a_distribution_over_the_classes():
+    from espnet2_merit.merit.heads.targets import VoteTarget
+
+    votes = VoteTarget("emotion_votes", ["A", "S", "H", "N"])
+    np.testing.assert_allclose(votes.parse("u", "A:1 N:3 O:1"), [0.25, 0, 0, 0.75])
+    # Only votes outside the classes, or none: NaN (the head uses the label).
+    assert np.isnan(votes.parse("u", "O:2 U:1")).all()
+    assert np.isnan(votes.parse("u", "-")).all()
+    for bad in ("A1", "A:x", "A:-1", ":2"):
+        with pytest.raises(MeritInputError, match="utterance 'u': emotion_votes"):
+            votes.parse("u", bad)
+
+
+def test_soft_labels_train_on_votes_and_score_the_label():
+    from espnet2_merit.merit.heads.attentive_pooling import AttentivePoolingClassifier
+    from espnet2_merit.merit.heads.targets import LabelTarget
+    from espnet2_merit.merit.loss.classification import WeightedCrossEntropy
+
+    label = LabelTarget("emotion", ["A", "S", "H", "N"])
+    head = AttentivePoolingClassifier(
+        8, 320, label, WeightedCrossEntropy(label), 16, soft_labels="emotion_votes"
+    )
+    (votes,) = head.extra_targets(label, {"soft_labels": "emotion_votes"})
+    assert votes.name == "emotion_votes" and votes.classes == label.classes
+    batch = {
+        "emotion": torch.tensor([[0], [3]]),
+        "emotion_votes": torch.tensor([[0.5, 0, 0, 0.5], [np.nan] * 4]),
+    }
+    ref = head.reference(batch)
+    assert ref.index.tolist() == [0, 3]
+    # The second has no votes: its one-hot label.
+    assert ref.dist.tolist() == [[0.5, 0, 0, 0.5], [0, 0, 0, 1]]
+    logits = torch.tensor([[2.0, 0, 0, 0], [0, 0, 0, 2.0]])
+    expected = WeightedCrossEntropy(label)(logits, ref.dist)
+    torch.testing.assert_close(head.loss(logits, ref), expected)
+    assert float(head.stats(logits, ref)["acc"]) == 1.0

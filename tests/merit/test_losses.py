@@ -153,3 +153,23 @@ def test_si_snr_value():
     expected = 10 * torch.log10(clean.pow(2).sum() / (0.1 * noise).pow(2).sum())
     value = loss(_speech(est, lengths), _speech(clean, lengths))
     assert float(value) == pytest.approx(-float(expected), rel=1e-4)
+
+
+@pytest.mark.parametrize("cls", [WeightedCrossEntropy, FocalLoss])
+def test_one_hot_distribution_is_the_hard_loss(cls):
+    torch.manual_seed(0)
+    logits, target = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 0])
+    loss = cls(TARGETS["label"], [0.5, 1.0, 2.0, 1.5])
+    one_hot = F.one_hot(target, 4).float()
+    torch.testing.assert_close(loss(logits, one_hot), loss(logits, target))
+
+
+def test_soft_cross_entropy_value_and_gradient():
+    logits = torch.tensor([[1.0, 0.0, -1.0, 0.5]], requires_grad=True)
+    q = torch.tensor([[0.6, 0.2, 0.0, 0.2]])
+    loss = WeightedCrossEntropy(TARGETS["label"])(logits, q)
+    expected = -(q * F.log_softmax(logits, -1)).sum()
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    # d/dz of soft CE is softmax - q: the votes, not the majority class, pull.
+    torch.testing.assert_close(logits.grad, (logits.softmax(-1) - q).detach())

@@ -3,8 +3,10 @@
 data preparation reads it. Needs espeak-ng (CI installs it: .ci/install.sh)."""
 
 import csv
+import logging
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,16 @@ UTT_1751_0001 = ("en-gb-scotland+f3", "The report is due at the end of the week.
 def _rows(root: Path):
     with open(root / "Labels" / "labels_consensus.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _detailed(root: Path):
+    """(FileName, EmoDetail parts) of labels_detailed.csv."""
+    with open(root / "Labels" / "labels_detailed.csv", newline="") as f:
+        reader = csv.reader(f)
+        assert next(reader) == ["FileName", "EmoDetail"]
+        return [
+            (name, [p.strip() for p in detail.split(";")]) for name, detail in reader
+        ]
 
 
 def _files(root: Path):
@@ -101,6 +113,40 @@ def test_layout(root):
         assert 1.5 <= info.frames / 16000 <= 3.5
 
 
+def test_detailed_labels(root):
+    """labels_detailed.csv (MSP-Podcast 1.11+): five annotators per utterance, some
+    disagreement, empty and absent secondary fields, a missing primary."""
+    rows = _detailed(root)
+    per_file = Counter(name for name, _ in rows)
+    assert per_file == {r["FileName"]: mini.VOTERS for r in _rows(root)}
+    for name, parts in rows:
+        assert parts[0].startswith("WORKER") and parts[-1] == ""
+        assert [p[:2] for p in parts[-4:-1]] == ["A:", "V:", "D:"]
+        assert len(parts) in (6, 7)  # without / with the secondary field
+    workers = {name: {parts[0] for n, parts in rows if n == name} for name in per_file}
+    assert all(len(w) == mini.VOTERS for w in workers.values())  # distinct
+    primaries = Counter(parts[1] for _, parts in rows)
+    assert primaries[""] >= 1  # a missing vote
+    assert any(p.startswith("Other-") for p in primaries)
+    assert all(p in msp.PRIMARY_CODES or p.startswith("Other") for p in primaries if p)
+    assert any(len(parts) == 7 and parts[2] == "" for _, parts in rows)  # empty
+    assert any(len(parts) == 6 for _, parts in rows)  # absent
+    assert any(len(parts) == 7 and "," in parts[2] for _, parts in rows)
+    # Votes give the consensus class the plurality (X: no plurality), not always
+    # unanimously.
+    votes = msp.read_votes(root / "Labels" / "labels_detailed.csv")
+    unanimous = 0
+    for r in _rows(root):
+        top = votes.counts[r["FileName"][: -len(".wav")]].most_common()
+        if r["EmoClass"] == "X":
+            assert top[0][1] == top[1][1], (r, top)
+        else:
+            assert top[0][0] == r["EmoClass"], (r, top)
+            assert len(top) == 1 or top[1][1] < top[0][1], (r, top)
+            unanimous += len(top) == 1
+    assert 0 < unanimous < len(_rows(root))
+
+
 def test_same_seed_same_bytes_whatever_nj(root, home, tmp_path, monkeypatch):
     # The first job (each worker's first synthesis is espeak-ng's first run there)
     # has a breath voice, which the fresh HOME of ``root`` changed before the fix.
@@ -164,6 +210,30 @@ def test_data_prep_reads_it(root, tmp_path):
         assert all(Path(p).is_file() for p in wav_scp.values())
     spk = read_kaldi(tmp_path / "data" / "train" / "utt2spk")
     assert any(s.startswith("unk_") for s in spk.values())
+    for name in summary:
+        emotion = read_kaldi(tmp_path / "data" / name / "emotion")
+        votes = read_kaldi(tmp_path / "data" / name / "emotion_votes")
+        assert list(votes) == list(emotion)
+        for utt, code in emotion.items():
+            counts = {c: int(n) for c, n in (v.split(":") for v in votes[utt].split())}
+            assert max(counts, key=counts.get) == code
+            assert mini.VOTERS - 1 <= sum(counts.values()) <= mini.VOTERS
+
+
+def test_detailed_labels_added_to_an_older_corpus(tmp_path, caplog):
+    """A corpus made before labels_detailed.csv existed gets it on a re-run,
+    without synthesis; the rest stays as it was."""
+    out = tmp_path / "c"
+    mini.generate(out, num_train=4, num_dev=1, num_test=1, seed=0)
+    first = _files(out)
+    wav = next((out / "Audios").iterdir())
+    mtime = wav.stat().st_mtime_ns
+    (out / "Labels" / "labels_detailed.csv").unlink()
+    with caplog.at_level(logging.INFO):
+        mini.generate(out, num_train=4, num_dev=1, num_test=1, seed=0)
+    assert "wrote the missing" in caplog.text
+    assert _files(out) == first
+    assert wav.stat().st_mtime_ns == mtime  # not synthesised again
 
 
 def test_noise(tmp_path):

@@ -424,3 +424,55 @@ def test_deterministic_turns_on_deterministic_algorithms(train_cmd):
         assert torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def _relabel(src, dst, unlabelled=()):
+    """A copy of data dir ``src`` with "-" for ``unlabelled`` utterances and an
+    emotion_votes file (3 votes for the label, 1 for N or O)."""
+    shutil.copytree(src, dst)
+    labels = dict(line.split() for line in (src / "emotion").read_text().splitlines())
+    with open(dst / "emotion", "w") as emo, open(dst / "emotion_votes", "w") as v:
+        for i, (utt, label) in enumerate(labels.items()):
+            emo.write(f"{utt} {'-' if utt in unlabelled else label}\n")
+            other = "O" if i % 2 else "N"
+            v.write(f"{utt} -\n" if utt in unlabelled else f"{utt} {label}:3 {other}:1\n")
+    return sorted(labels)
+
+
+def test_semi_supervised_soft_label_training(train_cmd, data_dirs, tmp_path):
+    """An unlabelled pool ("-") and annotators' votes train through ESPnet's
+    trainer: the data check accepts both, balanced class weights count the
+    labelled utterances only, and the emotion loss of the epoch is finite."""
+    uids = sorted(
+        line.split()[0] for line in (data_dirs[0] / "emotion").read_text().splitlines()
+    )
+    pool = set(uids[::5])
+    train = tmp_path / "train"
+    _relabel(data_dirs[0], train, pool)
+    valid = tmp_path / "valid"
+    _relabel(data_dirs[1], valid)
+    names = ("speech", "speech_ref1", "emotion", "emotion_votes")
+    cmd = train_cmd(
+        SPARSE_TINY,
+        "--tasks", "ser.head_conf.soft_labels=emotion_votes",
+        "--max_epoch", "1", "--ngpu", "0",
+        names=names, data=(train, valid),
+    )  # fmt: skip
+    train_main(cmd)
+    exp = tmp_path / "exp"
+    config = yaml.safe_load((exp / "config.yaml").read_text())
+    assert config["tasks"]["ser"]["head_conf"]["soft_labels"] == "emotion_votes"
+    labels = [line.split()[1] for line in (train / "emotion").read_text().splitlines()]
+    counts = np.array([labels.count(c) for c in "ASHN"])
+    expected = counts.sum() / (4 * counts)  # of the labelled 16, not all 20
+    weights = config["tasks"]["ser"]["loss_conf"]["class_weights"]
+    np.testing.assert_allclose(weights, expected, rtol=1e-5)
+    stats = torch.load(exp / "checkpoint.pth", weights_only=False)["reporter"]
+    for split in ("train", "valid"):
+        assert np.isfinite(stats["stats"][1][split]["ser_loss"])
+
+
+def test_soft_labels_without_the_votes_file_is_an_error(train_cmd):
+    cmd = train_cmd(SPARSE_TINY, "--tasks", "ser.head_conf.soft_labels=emotion_votes")
+    message = _run(cmd)
+    assert "task 'ser'" in message and "'emotion_votes'" in message

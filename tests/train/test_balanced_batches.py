@@ -63,6 +63,8 @@ def test_errors_name_the_problem():
         ClassBalancedBatches(BATCHES, {k: LABELS[k] for k in KEYS[1:]}, "up")
     with pytest.raises(MeritInputError, match="one class"):
         ClassBalancedBatches(BATCHES, {k: "A" for k in KEYS}, "up")
+    with pytest.raises(MeritInputError, match="marks 1 training utterances as un"):
+        ClassBalancedBatches(BATCHES, {**LABELS, KEYS[3]: "-"}, "up")
 
 
 def test_through_the_task(make_args, data_dirs):

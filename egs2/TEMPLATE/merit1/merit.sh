@@ -21,6 +21,10 @@
 #   emotion       "<utt> <class>" (the emotion classes; optional for a test set
 #                 without labels, whose emotion is then decoded but not scored)
 #   emotion_attr  "<utt> <arousal> <valence> <dominance>" (optional)
+#   emotion_votes "<utt> <class>:<count> ..." annotators' votes (optional; the
+#                 soft labels of head_conf.soft_labels)
+#                 In emotion and emotion_attr, "-" marks an utterance without
+#                 them (an unlabelled pool: it trains the other tasks only).
 #   utt2spk, utt2gender (optional), and data/emotion_list, one class per line, the
 #   output order of the classifier (required when a task classifies emotions).
 # Every other data name of espnet2_merit.utils.datadir.DATA_FILES present in a set is

@@ -1,5 +1,7 @@
 # Corpus and noise locations (edit for your site).
-# MSP-Podcast (v1.11 or later): Audios/*.wav and Labels/labels_consensus.csv
+# MSP-Podcast (v1.11 or later): Audios/*.wav and Labels/labels_consensus.csv;
+# Labels/labels_detailed.csv (individual annotations), if present, gives
+# data/<split>/emotion_votes
 MSP_PODCAST=${MSP_PODCAST:-/path/to/MSP-PODCAST-Publish-1.11}
 # Noise directories split into disjoint train/dev/test pools ("seen" noise), and
 # directories used only for the "unseen" test set (e.g. DNS, Freesound / CRSS).

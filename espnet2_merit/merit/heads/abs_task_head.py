@@ -2,7 +2,7 @@
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -51,11 +51,16 @@ class AbsTaskHead(torch.nn.Module, ABC):
       vector target, an ``SEOutput`` with waveforms for a waveform target;
     - optionally ``reference`` (the batch's target in the form the loss compares
       with; default: the padded target tensor), ``stats`` (extra per-batch
-      statistics) and ``sufficient_stats`` (whole-dev-set model selection, see
-      ``espnet2_merit.scoring.selection``).
+      statistics), ``sufficient_stats`` (whole-dev-set model selection, see
+      ``espnet2_merit.scoring.selection``) and ``extra_targets`` (further data
+      the head reads beside its target, e.g. soft labels).
 
     Every method sees padded batches with lengths; padding must never reach a
-    prediction, a statistic or the loss.
+    prediction, a statistic or the loss. Utterances without the target (``-``
+    in its file: an unlabelled pool) are removed from ``pred`` and ``ref`` by
+    the model before ``loss``, ``stats`` and ``sufficient_stats``; a
+    ``reference`` that is not a tensor must be a tuple of per-utterance
+    tensors (a ``NamedTuple``) so that they can be.
     """
 
     target_kind: str = ""
@@ -104,6 +109,13 @@ class AbsTaskHead(torch.nn.Module, ABC):
         speech_lengths: torch.Tensor,
     ) -> Any:
         """Inference output (same arguments as ``forward``)."""
+
+    @classmethod
+    def extra_targets(cls, target: Target, head_conf: Dict[str, Any]) -> List[Target]:
+        """Data the head reads besides ``target``, named by its options
+        ``head_conf`` (the preprocessor parses them, the data check requires
+        them); default none."""
+        return []
 
     def reference(self, batch: Dict[str, torch.Tensor]) -> Any:
         """The batch's target as the loss takes it: (B,) class indices for a

@@ -1,12 +1,12 @@
 """Attentive statistics pooling + MLP: the paper's emotion classifier."""
 
-from typing import Dict
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import torch
 from typeguard import typechecked
 
 from espnet2_merit.merit.heads.abs_task_head import AbsTaskHead
-from espnet2_merit.merit.heads.targets import LabelTarget, Target
+from espnet2_merit.merit.heads.targets import LabelTarget, Target, VoteTarget
 from espnet2_merit.merit.loss.abs_loss import AbsLoss
 from espnet2_merit.scoring import selection
 from espnet2_merit.utils.masks import valid_mask
@@ -75,9 +75,23 @@ class PooledHead(AbsTaskHead):
         return self.mlp(self.pooling(feats, feats_lengths))
 
 
+class SoftReference(NamedTuple):
+    """A batch's labels with their soft form."""
+
+    index: torch.Tensor  # (B,) class indices (scored, and the fallback)
+    dist: torch.Tensor  # (B, C) the target distribution the loss trains on
+
+
 class AttentivePoolingClassifier(PooledHead):
     """Class logits of a label target (emotion, gender, ...); predicts class
-    probabilities."""
+    probabilities.
+
+    With ``soft_labels`` (a data name such as ``emotion_votes``) the loss trains
+    on the annotators' vote distribution (soft labels, as Interspeech 2025
+    challenge systems did, arXiv 2508.07282) instead of the one-hot label; an
+    utterance without votes for the listed classes trains on its label.
+    Accuracy and F1 are always of the hard labels.
+    """
 
     target_kind = "label"
     default_target = "emotion"
@@ -93,6 +107,7 @@ class AttentivePoolingClassifier(PooledHead):
         hidden_size: int = 1024,
         dropout: float = 0.5,
         activation: str = "relu",
+        soft_labels: Optional[str] = None,
     ):
         """Build the head.
 
@@ -104,6 +119,7 @@ class AttentivePoolingClassifier(PooledHead):
             hidden_size: Size of the hidden layer.
             dropout: Dropout before each linear layer.
             activation: The hidden layer's: ``relu``, ``mish`` or ``gelu``.
+            soft_labels: Data name of the votes to train on (None: the labels).
         """
         super().__init__(
             input_size,
@@ -114,12 +130,32 @@ class AttentivePoolingClassifier(PooledHead):
             dropout,
             activation,
         )
+        self.votes = self.extra_targets(target, {"soft_labels": soft_labels})
+
+    @classmethod
+    def extra_targets(cls, target: Target, head_conf: Dict[str, Any]) -> List[Target]:
+        name = head_conf.get("soft_labels")
+        return [] if name is None else [VoteTarget(str(name), target.classes)]
+
+    def reference(self, batch):
+        index = self.target.from_batch(batch)[0]
+        if not self.votes:
+            return index
+        dist = self.votes[0].from_batch(batch)[0].float()
+        # No vote for a listed class (or an unlabelled utterance): one-hot.
+        hard = torch.nn.functional.one_hot(index.clamp(min=0), dist.size(-1))
+        missing = dist.isnan().any(-1, keepdim=True)
+        return SoftReference(index, torch.where(missing, hard.to(dist), dist))
+
+    def loss(self, pred, ref):
+        return self.loss_fn(pred, ref.dist if self.votes else ref)
 
     def predict(self, feats, feats_lengths, speech=None, speech_lengths=None):
         return self(feats, feats_lengths).float().softmax(-1)
 
     def stats(self, pred, ref) -> Dict[str, torch.Tensor]:
-        return {"acc": (pred.argmax(-1) == ref).float().mean()}
+        index = ref.index if self.votes else ref
+        return {"acc": (pred.argmax(-1) == index).float().mean()}
 
     def sufficient_stats(self, pred, ref):
-        return {"f1": selection.label_counts(pred, ref)}
+        return {"f1": selection.label_counts(pred, ref.index if self.votes else ref)}

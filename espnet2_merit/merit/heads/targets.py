@@ -6,6 +6,11 @@ value (a label, "a v d", a waveform) into the array the collate function pads,
 ``render`` turns a prediction into the lines of the same file, which scoring
 compares with the reference file of the same name. ``kind`` says which metrics
 score it (``espnet2_merit.scoring.registry``).
+
+An utterance may lack a label or values (semi-supervised training: an unlabelled
+pool beside the labelled set): its line says ``-`` (``NO_TARGET``), and
+``present`` tells the model which utterances of a batch have the target, so a
+task's loss and statistics see only those.
 """
 
 from abc import ABC, abstractmethod
@@ -15,6 +20,9 @@ import numpy as np
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.utils.datadir import data_file
+
+# The value of an utterance without this target (an unlabelled utterance).
+NO_TARGET = "-"
 
 # torch is imported where a batch is read (``from_batch``): the recipe's label
 # checks (stage 5) and the decode bookkeeping use targets without it.
@@ -66,6 +74,13 @@ class Target(ABC):
             lengths = torch.full((value.size(0),), value.size(1), dtype=torch.long)
         return value, lengths
 
+    def present(self, batch: Dict[str, "torch.Tensor"]) -> "torch.Tensor":
+        """(B,) bool: which utterances of the batch have this target (default:
+        all; label and vector targets may be ``NO_TARGET``)."""
+        import torch
+
+        return torch.ones(self.from_batch(batch)[0].size(0), dtype=torch.bool)
+
     def describe(self) -> Dict:
         """JSON-ready description (the inference manifest; scoring reads it)."""
         return {"name": self.name, "kind": self.kind, "file": self.file_name}
@@ -73,7 +88,8 @@ class Target(ABC):
 
 class LabelTarget(Target):
     """A class name per utterance (``emotion``, ``gender``, ...), stored as its
-    index in ``classes``; a label outside the list is an error, never class 0.
+    index in ``classes``; a label outside the list is an error, never class 0,
+    and ``-`` (no label) is stored as -1.
 
     Args:
         name: The data name.
@@ -92,6 +108,11 @@ class LabelTarget(Target):
         repeated = sorted({c for c in classes if classes.count(c) > 1})
         if repeated:
             raise MeritInputError(f"{source}: classes {repeated} are repeated")
+        if NO_TARGET in classes:
+            raise MeritInputError(
+                f"{source}: '{NO_TARGET}' cannot be a class (it marks an utterance "
+                "without a label)"
+            )
         self.classes, self.source = classes, source
         self.index = {c: i for i, c in enumerate(classes)}
 
@@ -108,11 +129,16 @@ class LabelTarget(Target):
         return self.index[label]
 
     def parse(self, uid: str, value) -> np.ndarray:
+        if str(value).strip() == NO_TARGET:
+            return np.array([-1])
         return np.array([self.label_id(uid, str(value))])
 
     def from_batch(self, batch):
         value, lengths = super().from_batch(batch)
         return value[:, 0], lengths
+
+    def present(self, batch):
+        return self.from_batch(batch)[0] >= 0
 
     def render(self, probs: np.ndarray) -> Dict[str, str]:
         """(C,) probabilities -> {file: the label, file_posteriors: the numbers}."""
@@ -123,6 +149,50 @@ class LabelTarget(Target):
 
     def describe(self) -> Dict:
         return {**super().describe(), "classes": list(self.classes)}
+
+
+class VoteTarget(Target):
+    """Annotators' votes per utterance (``emotion_votes``: ``A:1 H:3 N:1``, class
+    and count, as stage 1 writes them from MSP-Podcast's labels_detailed.csv),
+    read as the (C,) distribution of the votes over ``classes``: the soft label
+    of a ``LabelTarget`` with the same classes.
+
+    Votes for a class outside the list (O other, or U F D C with 4 classes) are
+    not part of the distribution. An utterance with no vote for any listed class,
+    or ``-``, reads as NaN: the head then trains on its hard label (one-hot).
+
+    Args:
+        name: The data name.
+        classes: The class list of the label it softens.
+    """
+
+    kind = "votes"
+
+    def __init__(self, name: str, classes: Sequence[str]):
+        super().__init__(name)
+        self.classes = [str(c) for c in classes]
+        self.index = {c: i for i, c in enumerate(self.classes)}
+
+    def parse(self, uid: str, value) -> np.ndarray:
+        votes = np.zeros(len(self.classes), dtype=np.float32)
+        text = str(value).strip()
+        for token in [] if text == NO_TARGET else text.split():
+            code, _, count = token.partition(":")
+            try:
+                n = float(count)
+            except ValueError:
+                n = -1.0
+            if not code or not n >= 0 or not np.isfinite(n):
+                raise MeritInputError(
+                    f"utterance '{uid}': {self.name} '{value}': expected "
+                    f"<class>:<count> pairs separated by spaces (e.g. 'A:1 N:4'), or "
+                    f"'{NO_TARGET}'; '{token}' is not one"
+                )
+            if code in self.index:
+                votes[self.index[code]] += n
+        if votes.sum() <= 0:
+            return np.full(len(self.classes), np.nan, dtype=np.float32)
+        return votes / votes.sum()
 
 
 class VectorTarget(Target):
@@ -143,6 +213,8 @@ class VectorTarget(Target):
         self.names = [str(n) for n in names]
 
     def parse(self, uid: str, value) -> np.ndarray:
+        if str(value).strip() == NO_TARGET:
+            return np.full(len(self.names), np.nan, dtype=np.float32)
         try:
             values = np.array([float(v) for v in str(value).split()], np.float32)
         except ValueError:
@@ -151,9 +223,12 @@ class VectorTarget(Target):
             raise MeritInputError(
                 f"utterance '{uid}': {self.name} '{value}' should be "
                 f"{len(self.names)} finite numbers ({' '.join(self.names)}) "
-                "separated by spaces"
+                f"separated by spaces, or '{NO_TARGET}' (none)"
             )
         return values
+
+    def present(self, batch):
+        return self.from_batch(batch)[0].isfinite().all(-1)
 
     def render(self, values: np.ndarray) -> Dict[str, str]:
         return {self.file_name: " ".join(f"{v:.4f}" for v in values)}

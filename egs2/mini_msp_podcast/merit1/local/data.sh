@@ -19,11 +19,10 @@ if ! command -v espeak-ng > /dev/null; then
     echo "$0: espeak-ng is missing: apt-get install -y espeak-ng sox" >&2
     exit 1
 fi
-if [ ! -f "${MSP_PODCAST}/Labels/labels_consensus.csv" ]; then
-    ${python} local/make_mini_msp_podcast.py --outdir "${MSP_PODCAST}" \
-        --num_train "${num_train}" --num_dev "${num_dev}" --num_test "${num_test}" \
-        --seed "${seed}" --nj "${nj}"
-fi
+# Skips by itself when its .done matches the options.
+${python} local/make_mini_msp_podcast.py --outdir "${MSP_PODCAST}" \
+    --num_train "${num_train}" --num_dev "${num_dev}" --num_test "${num_test}" \
+    --seed "${seed}" --nj "${nj}"
 if [ ! -f "${NOISE_ROOT}/.done" ]; then
     ${python} local/make_mini_noise.py --outdir "${NOISE_ROOT}" --seed "${seed}"
     touch "${NOISE_ROOT}/.done"

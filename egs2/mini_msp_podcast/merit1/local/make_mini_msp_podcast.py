@@ -4,9 +4,11 @@
     python local/make_mini_msp_podcast.py --outdir downloads/mini_msp_podcast \
         --num_train 160 --num_dev 40 --num_test 60 --seed 0 --nj 2
 
-Writes ``<outdir>/Audios/MSP-PODCAST_<spk>_<utt>.wav`` (16 kHz mono 16-bit) and
-``<outdir>/Labels/labels_consensus.csv`` with MSP-Podcast's header, so the mini recipe
-runs the same data preparation (``local/msp_podcast_data.py``) as the real one.
+Writes ``<outdir>/Audios/MSP-PODCAST_<spk>_<utt>.wav`` (16 kHz mono 16-bit),
+``<outdir>/Labels/labels_consensus.csv`` with MSP-Podcast's header and
+``<outdir>/Labels/labels_detailed.csv``, the individual annotations in the layout of
+release 1.11 and later (``FileName,EmoDetail``), so the mini recipe runs the same
+data preparation (``local/msp_podcast_data.py``) as the real one.
 
 Speech is synthesised offline by ``espeak-ng`` (``apt-get install -y espeak-ng``)
 from short neutral sentences, in several voices (accent x voice variant, one per
@@ -24,10 +26,22 @@ drawn arousal cues and noise.
 of the rows have SpkrID ``Unknown``. The class shares are N 35%, H 25%, A 20%,
 S 20% (MSP-Podcast is dominated by neutral speech, less so here).
 
+Each labelled utterance has ``VOTERS`` annotator rows (``WORKER<5 digits>``, drawn
+from a pool) whose primary emotions give its consensus class the plurality: all,
+all but one or all but two vote for it (an O utterance: ``Other`` or
+``Other-<word>``), the rest for another of the corpus's eight emotions or an
+``Other-<word>``; an X utterance's votes tie. The secondary emotions are some words,
+empty, or absent altogether, and a few rows (at least one) have no primary (a
+missing vote, which never decides the plurality). The rows' A/V/D are the consensus
+attributes moved by a point or so.
+
 Every random draw comes from --seed, so a seed gives byte-identical files whatever
 --nj, on every run and on any machine with the same espeak-ng (data) and soxr builds
-(``espeak()`` says what it takes for espeak-ng's own randomness). ``<outdir>/.done``
-records the options; a re-run with the same options skips.
+(``espeak()`` says what it takes for espeak-ng's own randomness). The annotations
+come from a random stream of their own, so they leave the consensus file and the
+audio as they were before the file existed. ``<outdir>/.done`` records the options;
+a re-run with the same options skips (writing only ``labels_detailed.csv`` if a
+corpus made before it existed lacks it).
 """
 
 import argparse
@@ -40,7 +54,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile
@@ -54,12 +68,33 @@ from espnet2_merit.utils.synthetic import ATTRIBUTES
 
 PROG = "make_mini_msp_podcast.py"
 FS = 16000
+DETAILED_FILE = Path("Labels") / "labels_detailed.csv"
 HEADER = "FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set"
+DETAILED_HEADER = "FileName,EmoDetail"  # MSP-Podcast 1.11 and later
 CLASSES = ("A", "S", "H", "N")
 CLASS_SHARE = (0.20, 0.20, 0.25, 0.35)
 EXTRA_CODES = ("O", "X")  # codes data preparation must exclude
 EXTRA_SHARE = 0.05  # O/X rows per labelled row
 UNKNOWN_SHARE = 0.05  # rows with SpkrID "Unknown"
+# Annotations (labels_detailed.csv): primary emotion words of the corpus's codes.
+PRIMARY_WORDS = {
+    "A": "Angry",
+    "S": "Sad",
+    "H": "Happy",
+    "U": "Surprise",
+    "F": "Fear",
+    "D": "Disgust",
+    "C": "Contempt",
+    "N": "Neutral",
+}
+OTHER_WORDS = ("Curious", "Confused", "Bored", "Amused", "Tired")
+SECONDARY_WORDS = ("Concerned", "Frustrated", "Calm", "Annoyed", "Excited", "Amused")
+VOTERS = 5  # annotators per utterance
+WORKERS = 40  # size of the annotator pool
+AGREE_SHARE = ((5, 0.3), (4, 0.45), (3, 0.25))  # votes for the consensus class
+SECONDARY_SHARE = (0.25, 0.1)  # rows with an empty secondary field, without one
+MISSING_SHARE = 0.03  # utterances with one row without a primary (at least one)
+VOTES_STREAM = 1  # the annotations' random stream: (seed, VOTES_STREAM)
 # Speakers per split: Train, Development, Test1.
 SPLITS = (("Train", 10), ("Development", 3), ("Test1", 5))
 ACCENTS = (
@@ -368,6 +403,9 @@ def generate(
     done = outdir / ".done"
     if label_file.is_file() and done.is_file() and done.read_text() == stamp:
         logger.info(f"{outdir}: already generated with these options, skipping")
+        if not (outdir / DETAILED_FILE).is_file():  # made before the file existed
+            write_detailed(outdir, plan(outdir.resolve(), nums, seed)[1], seed)
+            logger.info(f"wrote the missing {outdir / DETAILED_FILE}")
         return label_file
     done.unlink(missing_ok=True)
     jobs, rows = plan(outdir.resolve(), nums, seed)
@@ -395,6 +433,7 @@ def generate(
         f"{limited} scaled down to peak {PEAK}"
     )
     write_labels(outdir, rows)
+    write_detailed(outdir, rows, seed)
     atomic_write_text(done, stamp)
     return label_file
 
@@ -407,6 +446,80 @@ def write_labels(outdir: Path, rows: Sequence[str]) -> Path:
     label_file = outdir / "Labels" / "labels_consensus.csv"
     atomic_write_text(label_file, HEADER + "\n" + "".join(r + "\n" for r in rows))
     return label_file
+
+
+def _other(rng: np.random.Generator) -> str:
+    """An annotator's "other" primary: plain, or with a free-text word."""
+    if rng.random() < 0.3:
+        return "Other"
+    return f"Other-{OTHER_WORDS[rng.integers(len(OTHER_WORDS))]}"
+
+
+def _primaries(label: str, rng: np.random.Generator) -> List[str]:
+    """``VOTERS`` primary emotions whose plurality is ``label`` (a tie for X),
+    dissenting votes last."""
+    if label == "X":  # no agreement: two classes tie, and one more vote
+        a, b, c = (PRIMARY_WORDS[x] for x in rng.choice(list(PRIMARY_WORDS), 3, False))
+        return [a, b, a, b, c]
+    agree = int(rng.choice([n for n, _ in AGREE_SHARE], p=[p for _, p in AGREE_SHARE]))
+    votes = [
+        _other(rng) if label == "O" else PRIMARY_WORDS[label] for _ in range(agree)
+    ]
+    others = [c for c in PRIMARY_WORDS if c != label]
+    for _ in range(VOTERS - agree):
+        if label != "O" and rng.random() < 0.25:
+            votes.append(_other(rng))
+        else:
+            votes.append(PRIMARY_WORDS[others[rng.integers(len(others))]])
+    return votes
+
+
+def _secondary(rng: np.random.Generator) -> Optional[str]:
+    """Secondary emotions: words, empty (""), or absent (None)."""
+    empty, absent = SECONDARY_SHARE
+    u = rng.random()
+    if u < absent:
+        return None
+    if u < absent + empty:
+        return ""
+    k = int(rng.integers(1, 3))
+    return ",".join(rng.choice(SECONDARY_WORDS, size=k, replace=False).tolist())
+
+
+def plan_detailed(rows: Sequence[str], seed: int) -> List[str]:
+    """The ``labels_detailed.csv`` rows (1.11 layout) of the consensus ``rows`` of
+    :func:`plan`: ``VOTERS`` per labelled row, none for an unlabelled one."""
+    rng = np.random.default_rng((seed, VOTES_STREAM))
+    workers = [f"WORKER{n:05d}" for n in rng.choice(100000, WORKERS, replace=False)]
+    labelled = [r.split(",") for r in rows if r.split(",")[1]]
+    n_missing = max(1, round(MISSING_SHARE * len(labelled))) if labelled else 0
+    missing = set(rng.choice(len(labelled), n_missing, replace=False).tolist())
+    out = []
+    for i, (name, label, *attrs) in enumerate(labelled):
+        consensus = [float(a) for a in attrs[:3]]
+        primaries = _primaries(label, rng)
+        if i in missing:  # the last vote dissents (or is one of five agreeing)
+            primaries[-1] = ""
+        chosen = rng.choice(WORKERS, VOTERS, replace=False)
+        for worker, primary in zip(chosen, primaries):
+            avd = np.clip(np.round(consensus + rng.normal(0, 0.8, 3)), 1, 7)
+            parts = [workers[worker], primary]
+            secondary = _secondary(rng)
+            if secondary is not None:
+                parts.append(secondary)
+            parts += [f"{k}:{x:.1f}" for k, x in zip("AVD", avd)]
+            detail = "; ".join(parts) + ";"
+            out.append(f'{name},"{detail}"')  # quoted, as in the corpus
+    return out
+
+
+def write_detailed(outdir: Path, rows: Sequence[str], seed: int) -> Path:
+    """Write ``<outdir>/Labels/labels_detailed.csv`` (see :func:`plan_detailed`)
+    for the consensus ``rows``; returns its path."""
+    path = outdir / DETAILED_FILE
+    lines = plan_detailed(rows, seed)
+    atomic_write_text(path, DETAILED_HEADER + "\n" + "".join(r + "\n" for r in lines))
+    return path
 
 
 class _Serial:

@@ -25,6 +25,33 @@ set (O other, X no agreement, and U F D C with 4 classes) are excluded and count
 per split and code. A split none of whose rows has an EmoClass (Test3, whose labels
 are withheld) is written without ``emotion``/``emotion_attr``. Only the existence of
 the audio files is checked here (reading 100k headers is slow); stage 3 reads them.
+
+When ``<corpus_dir>/Labels/labels_detailed.csv`` exists (the individual annotations:
+format as read by public MSP-Podcast loaders; MSP-Podcast readme, release 1.12,
+lists Labels/labels_detailed.csv as 'detailed individual annotations in CSV
+format'), each labelled split also gets
+
+  emotion_votes "utt A:3 N:1 O:1": the annotators' primary emotions counted per
+                class code (codes in ``ALL_CODES`` order, only those voted for);
+                ``-`` for an utterance without a counted vote. Same utterances,
+                in the same order, as ``emotion``.
+
+The file has one row per annotator and utterance, in one of two layouts:
+
+  1.11 and later  ``FileName,EmoDetail`` with EmoDetail a quoted field
+                  ``WORKER00014; Neutral; Concerned,Frustrated; A:3.0; V:4.0; D:4.0;``
+                  (worker; primary; secondary emotions, possibly empty or absent
+                  altogether; arousal, valence, dominance)
+  1.6             ``FileName,Workers,EmoClass_Major,EmoClass_Second,EmoAct,EmoVal,
+                  EmoDom`` (EmoClass_Major the primary emotion)
+
+Primary emotions are words (``PRIMARY_CODES``: Angry -> A, ..., Neutral -> N);
+``Other`` and every free-text ``Other-...`` variant count as O. A row with an empty
+or absent primary is a missing vote: not counted, but counted in the log per split.
+Rows naming a file that ``labels_consensus.csv`` does not list are counted in a
+warning and ignored. Any other primary, a malformed row or an unknown header is an
+error naming the file and line, so a change of format is caught. Without the file,
+no ``emotion_votes`` is written (and one left by an earlier run is removed).
 """
 
 import argparse
@@ -64,9 +91,36 @@ SPLITS = {
 CLASS_SETS = {4: ("A", "S", "H", "N"), 8: ("A", "S", "H", "U", "F", "D", "C", "N")}
 # Every EmoClass code of the corpus; O (other) and X (no agreement) are never used.
 ALL_CODES = ("A", "S", "H", "U", "F", "D", "C", "N", "O", "X")
+# Individual annotations (optional): one row per annotator and utterance.
+DETAILED_FILE = Path("Labels") / "labels_detailed.csv"
+DETAILED_HEADERS = {
+    "1.11": ("FileName", "EmoDetail"),
+    "1.6": (
+        "FileName",
+        "Workers",
+        "EmoClass_Major",
+        "EmoClass_Second",
+        "EmoAct",
+        "EmoVal",
+        "EmoDom",
+    ),
+}
+# Primary emotion (as annotators chose it) -> EmoClass code; "Other..." -> O.
+PRIMARY_CODES = {
+    "Angry": "A",
+    "Sad": "S",
+    "Happy": "H",
+    "Surprise": "U",
+    "Fear": "F",
+    "Disgust": "D",
+    "Contempt": "C",
+    "Neutral": "N",
+}
+OTHER_PREFIX, OTHER_CODE = "Other", "O"
+NO_VOTES = "-"  # emotion_votes value of an utterance without a counted vote
 UNKNOWN_SPEAKER = "Unknown"
 UNLABELLED = "none"  # code written to ``excluded`` for a row without EmoClass
-MAX_LISTED = 5  # missing files named in the error
+MAX_LISTED = 5  # files or utterances named in an error or warning
 logger = logging.getLogger(PROG)
 
 
@@ -173,12 +227,7 @@ def read_labels(corpus_dir: Path) -> List[Row]:
                 )
             v = {h: fields[i].strip() for h, i in col.items()}
             name = v["FileName"]
-            if not name.endswith(".wav") or "/" in name or name == ".wav":
-                raise MeritInputError(
-                    f"{csv_path}:{line}: FileName {name!r}: expected a file name "
-                    "ending in .wav"
-                )
-            utt = _token(csv_path, line, "FileName", name[: -len(".wav")])
+            utt = _utt_of(csv_path, line, name)
             if utt in seen:
                 raise MeritInputError(
                     f"{csv_path}:{line}: FileName {name} repeats line {seen[utt]}"
@@ -216,6 +265,153 @@ def read_labels(corpus_dir: Path) -> List[Row]:
     if not rows:
         raise MeritInputError(f"{csv_path}: no rows")
     return rows
+
+
+class Votes(NamedTuple):
+    """The primary emotions of ``labels_detailed.csv``, per utterance."""
+
+    counts: Dict[str, Counter]  # utt -> class code -> votes (every utt with a row)
+    missing: Counter  # utt -> rows without a primary emotion (not counted)
+
+    def rows(self, utt: str) -> int:
+        """Annotator rows of ``utt``, counted votes and missing ones."""
+        return sum(self.counts.get(utt, Counter()).values()) + self.missing[utt]
+
+
+def primary_code(csv_path: Path, line: int, text: str) -> Optional[str]:
+    """The class code of a primary emotion word; None when it is empty."""
+    if not text:
+        return None
+    if text in PRIMARY_CODES:
+        return PRIMARY_CODES[text]
+    if text.startswith(OTHER_PREFIX):
+        return OTHER_CODE
+    raise MeritInputError(
+        f"{csv_path}:{line}: primary emotion {text!r} is none of "
+        f"{', '.join(PRIMARY_CODES)} and does not start with {OTHER_PREFIX!r}"
+    )
+
+
+def _detail_primary(csv_path: Path, line: int, detail: str) -> str:
+    """The primary emotion of a 1.11 EmoDetail ``worker; primary; [secondary;]
+    A:..; V:..; D:..;``: empty when the row has none."""
+    parts = [p.strip() for p in detail.split(";")]
+    at = next((i for i, p in enumerate(parts) if p.startswith("A:")), None)
+    if at is None or not 1 <= at <= 3:
+        raise MeritInputError(
+            f"{csv_path}:{line}: EmoDetail {detail!r}: expected 'worker; primary; "
+            "[secondary;] A:<arousal>; V:<valence>; D:<dominance>;'"
+        )
+    return parts[1] if at >= 2 else ""
+
+
+def _utt_of(csv_path: Path, line: int, name: str) -> str:
+    if not name.endswith(".wav") or "/" in name or name == ".wav":
+        raise MeritInputError(
+            f"{csv_path}:{line}: FileName {name!r}: expected a file name ending in "
+            ".wav"
+        )
+    return _token(csv_path, line, "FileName", name[: -len(".wav")])
+
+
+def read_votes(csv_path: Path) -> Votes:
+    """Count the primary emotions of ``labels_detailed.csv`` (either layout of
+    ``DETAILED_HEADERS``) per utterance and class code."""
+    counts: Dict[str, Counter] = {}
+    missing: Counter = Counter()
+    with open(csv_path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        names = tuple(h.strip() for h in next(reader, None) or [])
+        layout = next((k for k, h in DETAILED_HEADERS.items() if names == h), None)
+        if layout is None:
+            expected = "; ".join(
+                f"{','.join(h)} ({k})" for k, h in DETAILED_HEADERS.items()
+            )
+            raise MeritInputError(
+                f"{csv_path}: header {','.join(names) or '(empty file)'}: expected "
+                f"one of MSP-Podcast's {expected}"
+            )
+        for fields in reader:
+            line = reader.line_num
+            if not any(x.strip() for x in fields):
+                continue
+            if len(fields) != len(names):
+                raise MeritInputError(
+                    f"{csv_path}:{line}: {len(fields)} fields, the header has "
+                    f"{len(names)}"
+                )
+            utt = _utt_of(csv_path, line, fields[0].strip())
+            if layout == "1.11":
+                text = _detail_primary(csv_path, line, fields[1])
+            else:
+                text = fields[names.index("EmoClass_Major")].strip()
+            code = primary_code(csv_path, line, text)
+            votes = counts.setdefault(utt, Counter())
+            if code is None:
+                missing[utt] += 1
+            else:
+                votes[code] += 1
+    return Votes(counts, missing)
+
+
+def format_votes(votes: Counter) -> str:
+    """``A:3 N:1 O:1`` (``ALL_CODES`` order, counts > 0), or ``-`` for none."""
+    return " ".join(f"{c}:{votes[c]}" for c in ALL_CODES if votes[c] > 0) or NO_VOTES
+
+
+def _listed(names: Sequence[str]) -> str:
+    more = f" (and {len(names) - MAX_LISTED} more)" if len(names) > MAX_LISTED else ""
+    return ", ".join(names[:MAX_LISTED]) + more
+
+
+def load_votes(corpus_dir: Path, rows: Sequence[Row]) -> Optional[Votes]:
+    """The votes of ``labels_detailed.csv`` if the corpus has one, else None;
+    warns of rows naming files the consensus file does not list."""
+    csv_path = corpus_dir / DETAILED_FILE
+    if not csv_path.is_file():
+        logger.info(f"{csv_path}: no such file, so no emotion_votes")
+        return None
+    votes = read_votes(csv_path)
+    known = {r.utt for r in rows}
+    unknown = sorted(u for u in votes.counts if u not in known)
+    if unknown:
+        logger.warning(
+            f"{csv_path}: {sum(votes.rows(u) for u in unknown)} rows name "
+            f"{len(unknown)} files that {LABEL_FILE} does not list (ignored): "
+            + _listed(unknown)
+        )
+    return votes
+
+
+def write_votes(d: Path, name: str, kept: Sequence[Row], votes: Votes) -> None:
+    """``<d>/emotion_votes`` for the ``kept`` rows of a labelled split; logs the
+    missing votes and the utterances without any."""
+    write_kaldi(
+        d / "emotion_votes",
+        {r.utt: format_votes(votes.counts.get(r.utt, Counter())) for r in kept},
+    )
+    n_rows = sum(votes.rows(r.utt) for r in kept)
+    n_missing = sum(votes.missing[r.utt] for r in kept)
+    no_rows = [r.utt for r in kept if r.utt not in votes.counts]
+    no_votes = [
+        r.utt
+        for r in kept
+        if r.utt in votes.counts and not sum(votes.counts[r.utt].values())
+    ]
+    logger.info(
+        f"{name}: emotion_votes from {n_rows} annotator rows of {len(kept)} "
+        f"utterances; {n_missing} rows with a missing vote (not counted)"
+    )
+    if no_votes:
+        logger.warning(
+            f"{name}: {len(no_votes)} utterances have only missing votes "
+            f"(emotion_votes {NO_VOTES}): {_listed(no_votes)}"
+        )
+    if no_rows:
+        logger.warning(
+            f"{name}: {len(no_rows)} utterances have no row in {DETAILED_FILE} "
+            f"(emotion_votes {NO_VOTES}): {_listed(no_rows)}"
+        )
 
 
 def check_audio(rows: Sequence[Row], csv_path: Path) -> None:
@@ -291,6 +487,7 @@ def prepare(
             + ", ".join(f"{k} {n}" for k, n in sorted(others.items()))
         )
     check_audio(selected, csv_path)
+    votes = load_votes(corpus_dir, rows)
 
     summary: Dict[str, Dict[str, int]] = {}
     for split in wanted:
@@ -316,6 +513,10 @@ def prepare(
                 d / "emotion_attr",
                 {r.utt: " ".join(repr(a) for a in r.attrs) for r in kept},
             )
+            if votes is not None:
+                write_votes(d, name, kept, votes)
+            else:  # one from an earlier run would not match this corpus
+                (d / "emotion_votes").unlink(missing_ok=True)
             label_count = Counter(r.code for r in kept)
             counts.update({c: label_count.get(c, 0) for c in class_set})
             excluded = Counter(r.code or UNLABELLED for r in dropped)
@@ -333,7 +534,7 @@ def prepare(
                 )
         else:
             # Stale label files from an earlier run would label the set wrongly.
-            for stale in ("emotion", "emotion_attr"):
+            for stale in ("emotion", "emotion_attr", "emotion_votes"):
                 (d / stale).unlink(missing_ok=True)
             counts["unlabelled"] = len(kept)
             logger.info(
