@@ -50,7 +50,7 @@ def check_exportable(model: torch.nn.Module) -> None:
 
 def exportable_task(model: torch.nn.Module, task: Optional[str]) -> str:
     """``task``, or the model's first utterance-level task; checked."""
-    tasks = [t for t, h in model.heads.items() if h.target_kind != "waveform"]
+    tasks = model.output_tasks(enhance=False)
     if not tasks:
         raise MeritInputError("this model has no utterance-level task to export")
     if task is None:

@@ -99,11 +99,7 @@ class Speech2EmotionEnhance:
         self.device, self.dtype = device, getattr(torch, dtype)
         self.batch_size = batch_size
         self.fs = int(self.args.fs)
-        self.tasks = [
-            name
-            for name, head in self.model.heads.items()
-            if enhance or head.target_kind != "waveform"
-        ]
+        self.tasks = self.model.output_tasks(enhance)
         if not self.tasks:
             raise MeritInputError("this model has only enhancement tasks: enhance=True")
         frontend = self.model.frontend

@@ -13,6 +13,7 @@ from espnet2_merit.errors import MeritInputError
 from espnet2_merit.merit.frontend.abs_frontend import AbsMultiLayerFrontend
 from espnet2_merit.merit.fusion.abs_fusion import AbsFusion, FusionOutput
 from espnet2_merit.merit.heads.abs_task_head import AbsTaskHead, SEOutput
+from espnet2_merit.merit.heads.targets import GENERATED
 from espnet2_merit.scoring import routing, selection
 from espnet2_merit.utils.masks import valid_mask
 
@@ -125,6 +126,17 @@ class ESPnetMeritModel(AbsESPnetModel):
                 )
             out[name] = {t: float(v) for t, v in w.items() if t in fusion.tasks}
         return out
+
+    def output_tasks(self, enhance: bool = True) -> list:
+        """The tasks that give inference outputs, in config order: not those on
+        data only training makes (``--augmentation``), nor waveform tasks
+        unless ``enhance``."""
+        return [
+            name
+            for name, head in self.heads.items()
+            if head.target.name not in GENERATED
+            and (enhance or head.target_kind != "waveform")
+        ]
 
     def normalized(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor

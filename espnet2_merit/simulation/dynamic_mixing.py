@@ -65,20 +65,20 @@ class Mixture(NamedTuple):
     rir_id: Optional[str]  # None: no reverberation
 
 
-def _pool(path: str, key: str) -> List[Tuple[str, str]]:
+def read_pool(path: str, key: str, option: str = OPTION) -> List[Tuple[str, str]]:
     """(id, audio file) of a pool list, sorted by id; missing files are errors
-    naming the line."""
+    naming the option's key and the line."""
     if not Path(path).is_file():
-        raise MeritInputError(f"{OPTION}.{key}: no such file {path}")
+        raise MeritInputError(f"{option}.{key}: no such file {path}")
     pool = []
     for num, pid, audio in iter_kaldi(path):
         if not Path(audio).is_file():
             raise MeritInputError(
-                f"{OPTION}.{key} {path}:{num}: '{pid}': no such audio file {audio}"
+                f"{option}.{key} {path}:{num}: '{pid}': no such audio file {audio}"
             )
         pool.append((pid, audio))
     if not pool:
-        raise MeritInputError(f"{OPTION}.{key} {path}: the pool is empty")
+        raise MeritInputError(f"{option}.{key} {path}: the pool is empty")
     return sorted(pool)
 
 
@@ -152,8 +152,8 @@ class DynamicMixer:
             raise MeritInputError(f"{OPTION}.early_ms: expected >= 0, got {early_ms}")
         if not cache_mb >= 0:
             raise MeritInputError(f"{OPTION}.cache_mb: expected >= 0, got {cache_mb}")
-        self.noise = _pool(noise_scp, "noise_scp")
-        self.rirs = _pool(rir_scp, "rir_scp") if rir_scp is not None else []
+        self.noise = read_pool(noise_scp, "noise_scp")
+        self.rirs = read_pool(rir_scp, "rir_scp") if rir_scp is not None else []
         self.snr_range = (float(snr_range[0]), float(snr_range[1]))
         self.fs = fs
         self.rir_prob = rir_prob

@@ -56,8 +56,10 @@ from espnet2_merit.merit.heads.abs_task_head import AbsTaskHead
 from espnet2_merit.merit.heads.attentive_pooling import AttentivePoolingClassifier
 from espnet2_merit.merit.heads.attribute_regressor import AttributeRegressor
 from espnet2_merit.merit.heads.blstm_mask import BLSTMMaskSEHead
+from espnet2_merit.merit.heads.reconstruction import ReconstructionHead
 from espnet2_merit.merit.heads.targets import (
     LabelTarget,
+    SourceTarget,
     Target,
     VectorTarget,
     WaveformTarget,
@@ -66,6 +68,7 @@ from espnet2_merit.merit.loss.abs_loss import AbsLoss
 from espnet2_merit.merit.loss.ccc import CCCLoss
 from espnet2_merit.merit.loss.classification import FocalLoss, WeightedCrossEntropy
 from espnet2_merit.merit.loss.enhancement import Log1pL1Loss, SISNRLoss
+from espnet2_merit.merit.loss.reconstruction import SpectralL1
 from espnet2_merit.train.data_check import label_counts
 from espnet2_merit.utils.checkpoint import check_checkpoint, load_state_dict
 from espnet2_merit.utils.datadir import read_list
@@ -102,6 +105,7 @@ head_choices = ClassChoices(
         blstm_mask=BLSTMMaskSEHead,
         attentive_pooling=AttentivePoolingClassifier,
         attribute_regressor=AttributeRegressor,
+        reconstruction=ReconstructionHead,
     ),
     type_check=AbsTaskHead,
     default=None,
@@ -114,6 +118,7 @@ loss_choices = ClassChoices(
         ce=WeightedCrossEntropy,
         focal=FocalLoss,
         ccc=CCCLoss,
+        spec_l1=SpectralL1,
     ),
     type_check=AbsLoss,
     default=None,
@@ -307,6 +312,8 @@ def _target(
     kind = head_class.target_kind
     if kind == "waveform":
         return WaveformTarget(name)
+    if kind == "source":
+        return SourceTarget(name)
     if kind == "label":
         given = class_list(head_conf.pop("classes", None), f"{where}.classes")
         if name == "emotion":

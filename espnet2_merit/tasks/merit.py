@@ -22,6 +22,9 @@ from typeguard import typechecked
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.merit.espnet_model import ESPnetMeritModel
+from espnet2_merit.merit.heads.targets import AUG_LABEL, GENERATED
+from espnet2_merit.simulation.augmentation import OPTION as AUG_OPTION
+from espnet2_merit.simulation.augmentation import build_augmenter
 from espnet2_merit.simulation.dynamic_mixing import OPTION as DM_OPTION
 from espnet2_merit.simulation.dynamic_mixing import build_mixer
 from espnet2_merit.tasks import builder
@@ -140,6 +143,17 @@ class MeritTask(AbsTask):
             "(spk1.scp). Dev data is read as it is (README: Dynamic mixing)",
         )
         group.add_argument(
+            "--augmentation",
+            action=NestedDictAction,
+            default=None,
+            help="On-the-fly augmentation of training utterances, one type per "
+            "(seed, epoch, utterance), its type the aug_type label and the input "
+            "before it speech_unaugmented (MTL-AUG): {types: [none, noise, reverb, "
+            "speed, pitch, mask], noise_scp, snr_range, rir_scp, speed_factors, "
+            "pitch_semitones, time_mask, freq_mask, seed} "
+            "(espnet2_merit.simulation.augmentation; README: MTL-AUG)",
+        )
+        group.add_argument(
             "--frontend_unfreeze",
             action=NestedDictAction,
             default=None,
@@ -212,6 +226,11 @@ class MeritTask(AbsTask):
                 if train and dynamic_mixing(args)
                 else None
             ),
+            augmenter=(
+                build_augmenter(args.augmentation, args.fs, args.seed)
+                if augmentation(args)
+                else None
+            ),
         )
 
     @classmethod
@@ -222,15 +241,17 @@ class MeritTask(AbsTask):
         mode: str,
         kwargs: Optional[dict] = None,
     ) -> AbsIterFactory:
-        """ESPnet's; with ``--dynamic_mixing`` the training factory is wrapped in
-        an ``EpochIterFactory`` that tells the preprocessor each epoch."""
+        """ESPnet's; with ``--dynamic_mixing`` or ``--augmentation`` the training
+        factory is wrapped in an ``EpochIterFactory`` that tells the preprocessor
+        each epoch."""
         factory = super().build_iter_factory(args, distributed_option, mode, kwargs)
-        if mode != "train" or not dynamic_mixing(args):
+        if mode != "train" or not (dynamic_mixing(args) or augmentation(args)):
             return factory
         preprocess = getattr(getattr(factory, "dataset", None), "preprocess", None)
         if not callable(getattr(preprocess, "set_epoch", None)):
+            option = DM_OPTION if dynamic_mixing(args) else AUG_OPTION
             raise MeritInputError(
-                f"{DM_OPTION}: iterator_type {args.iterator_type!r} gives no dataset "
+                f"{option}: iterator_type {args.iterator_type!r} gives no dataset "
                 "whose preprocessor can be told the epoch; use sequence or category"
             )
         return EpochIterFactory(factory, [preprocess])
@@ -331,12 +352,12 @@ class MeritTask(AbsTask):
             path, part = (init.split(":") + [""])[:2]
             check_checkpoint(path, "--init_param", part or None)
         generated = ()
-        if dynamic_mixing(args):
-            # config.yaml names the pools with absolute paths.
+        # config.yaml names the pools with absolute paths.
+        for section in (args.dynamic_mixing, args.augmentation):
             for key in ("noise_scp", "rir_scp"):
-                if isinstance(args.dynamic_mixing.get(key), str):
-                    value = str(Path(args.dynamic_mixing[key]).resolve())
-                    args.dynamic_mixing[key] = value
+                if isinstance((section or {}).get(key), str):
+                    section[key] = str(Path(section[key]).resolve())
+        if dynamic_mixing(args):
             # The mixer makes the training SE reference from the clean speech.
             generated = tuple(
                 spec.target.name
@@ -344,7 +365,12 @@ class MeritTask(AbsTask):
                 if spec.target.kind == "waveform"
             )
         if args.check_data and not args.dry_run:
-            check_data(args, cls.needed_data(args), train_generated=generated)
+            check_data(
+                args,
+                cls.needed_data(args),
+                train_generated=generated,
+                generated=GENERATED if augmentation(args) else (),
+            )
         super().main_worker(args)
 
     @classmethod
@@ -445,21 +471,53 @@ def dynamic_mixing(args: argparse.Namespace) -> bool:
     )
 
 
+def augmentation(args: argparse.Namespace) -> bool:
+    """Whether training augments on the fly (not while collecting statistics)."""
+    return getattr(args, "augmentation", None) is not None and not getattr(
+        args, "collect_stats", False
+    )
+
+
 def check_pipeline(args: argparse.Namespace) -> None:
     """Data pipeline and step options a config file sets past argparse's checks."""
     if dynamic_mixing(args):
         build_mixer(args.dynamic_mixing, args.fs, args.seed)  # errors name the key
+    if augmentation(args):
+        augmenter = build_augmenter(args.augmentation, args.fs, args.seed)
+    for option, on in (
+        (DM_OPTION, dynamic_mixing(args)),
+        (AUG_OPTION, augmentation(args)),
+    ):
+        if not on:
+            continue
         if args.iterator_type not in ("sequence", "category"):
             raise MeritInputError(
-                f"{DM_OPTION} needs iterator_type: sequence or category, not "
+                f"{option} needs iterator_type: sequence or category, not "
                 f"{args.iterator_type!r}"
             )
         if args.max_cache_size != 0:
             raise MeritInputError(
-                f"{DM_OPTION}: max_cache_size must be 0: ESPnet's dataset cache keeps "
+                f"{option}: max_cache_size must be 0: ESPnet's dataset cache keeps "
                 "an utterance as first preprocessed, so every epoch would see the "
-                "first epoch's mixture"
+                "first epoch's draw"
             )
+    if not args.collect_stats:
+        args.emotion_list = class_list(args.emotion_list, "--emotion_list")
+        for name, spec in task_specs(args).items():
+            made = spec.target.name in GENERATED
+            if made and not augmentation(args):
+                raise MeritInputError(
+                    f"tasks.{name} trains on '{spec.target.name}', which only "
+                    f"--{AUG_OPTION} makes: configure {AUG_OPTION} (types, pools)"
+                )
+            if spec.target.name == AUG_LABEL:
+                classes = list(spec.target.classes)
+                if classes != augmenter.types or "none" not in classes:
+                    raise MeritInputError(
+                        f"tasks.{name}.head_conf.classes {classes} must be "
+                        f"{AUG_OPTION}.types ({augmenter.types}), including 'none' "
+                        "(the label of the unaugmented validation data)"
+                    )
     if args.crop not in CROPS:
         raise MeritInputError(f"crop: {args.crop!r} is not one of {list(CROPS)}")
     if args.balanced_batches != "none" and not args.reshuffle_batches:

@@ -75,6 +75,7 @@ def check_data(
     args: argparse.Namespace,
     needed: Dict[str, Tuple[str, Optional[Target]]],
     train_generated: Sequence[str] = (),
+    generated: Sequence[str] = (),
 ) -> None:
     """Check the train and valid data lists of a MERIT training run.
 
@@ -91,12 +92,14 @@ def check_data(
             (``--dynamic_mixing``: the SE reference): the train lists need not
             have them. With any, the training ``speech`` must be clean speech,
             not a stage-2 mixture list (a ``wav.scp`` beside an ``utt2snr``).
+        generated: Names the preprocessor makes for both lists
+            (``--augmentation``: ``aug_type``, ``speech_unaugmented``).
     """
     for split in ("train", "valid"):
         entries = getattr(args, f"{split}_data_path_and_name_and_type", None) or []
         names = {name: (path, kind) for path, name, kind in entries}
-        generated = set(train_generated) if split == "train" else set()
-        if generated and "speech" in names:
+        mixed = set(train_generated) if split == "train" else set()
+        if mixed and "speech" in names:
             speech = Path(names["speech"][0])
             if speech.name == "wav.scp" and (speech.parent / "utt2snr").exists():
                 raise MeritInputError(
@@ -105,7 +108,7 @@ def check_data(
                     f"clean speech ({speech.parent / 'spk1.scp'}) as 'speech'"
                 )
         for name, (why, _) in needed.items():
-            if name not in names and name not in generated:
+            if name not in names and name not in {*mixed, *generated}:
                 raise MeritInputError(
                     f"{why}, but the {split} data has no '{name}': add "
                     f"--{split}_data_path_and_name_and_type <file>,{name},<type> "

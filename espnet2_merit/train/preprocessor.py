@@ -9,6 +9,7 @@ from typeguard import typechecked
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.merit.heads.targets import Target, mono
+from espnet2_merit.simulation.augmentation import LABEL, SOURCE, Augmenter
 from espnet2_merit.simulation.dynamic_mixing import DynamicMixer
 
 CROPS = ("random", "first")
@@ -34,6 +35,13 @@ class MeritPreprocessor(AbsPreprocessor):
     speech) becomes every waveform target (``speech_ref1``), loaded or not. The
     epoch comes from :meth:`set_epoch` (``EpochIterFactory``).
 
+    With an ``augmenter`` (``--augmentation``) each training utterance is then
+    augmented (after cropping and mixing; speed and pitch changes reach the
+    waveform targets too), and the tasks that ask for them get ``aug_type`` (the
+    type drawn; ``none`` in validation, which is not augmented) and
+    ``speech_unaugmented`` (the input before augmentation)
+    (``espnet2_merit.simulation.augmentation``).
+
     Inference never comes here: test utterances are scored whole (the authors'
     release crops test utterances to their first 12 s too).
 
@@ -47,6 +55,7 @@ class MeritPreprocessor(AbsPreprocessor):
             ``max_speech_sec`` seconds, as the authors' release crops).
         crop_valid: Crop validation utterances too (the release does).
         mixer: Dynamic mixing of training utterances (only with ``train``).
+        augmenter: Augmentation of training utterances.
     """
 
     @typechecked
@@ -59,6 +68,7 @@ class MeritPreprocessor(AbsPreprocessor):
         crop: str = "random",
         crop_valid: bool = False,
         mixer: Optional[DynamicMixer] = None,
+        augmenter: Optional[Augmenter] = None,
     ):
         super().__init__(train)
         if mixer is not None and not train:
@@ -77,7 +87,7 @@ class MeritPreprocessor(AbsPreprocessor):
         self.max_samples = None if max_speech_sec is None else int(max_speech_sec * fs)
         self.crop = crop
         self.cropping = self.max_samples is not None and (train or crop_valid)
-        self.mixer = mixer
+        self.mixer, self.augmenter = mixer, augmenter
         self.epoch = 1
 
     def set_epoch(self, epoch: int) -> None:
@@ -93,7 +103,7 @@ class MeritPreprocessor(AbsPreprocessor):
         out = {"speech": mono(uid, "speech", data["speech"])}
         waves = ["speech"]
         for name, target in self.targets.items():
-            if name not in data:
+            if name not in data or name in (LABEL, SOURCE):
                 continue  # the model says which batch lacks a target it needs
             out[name] = target.parse(uid, data[name])
             if target.kind == "waveform":
@@ -112,7 +122,28 @@ class MeritPreprocessor(AbsPreprocessor):
             for name, target in self.targets.items():
                 if target.kind == "waveform":
                     out[name] = reference
+        if self.augmenter is not None:
+            self._augment(uid, out)
         return out
+
+    def _augment(self, uid: str, out: Dict[str, np.ndarray]) -> None:
+        """Augment ``out`` in place (training only), adding the generated data
+        the tasks ask for."""
+        source, kind = out["speech"], "none"
+        if self.train:
+            refs = {
+                n: out[n]
+                for n, t in self.targets.items()
+                if t.kind == "waveform" and n in out
+            }
+            out["speech"], refs, kind = self.augmenter(
+                out["speech"], refs, uid, self.epoch
+            )
+            out.update(refs)
+        if LABEL in self.targets:
+            out[LABEL] = self.targets[LABEL].parse(uid, kind)
+        if SOURCE in self.targets:
+            out[SOURCE] = source
 
     def _start(self, uid: str, spare: int) -> int:
         """The crop's first sample, of ``spare + 1`` possible."""

@@ -9,6 +9,7 @@ import yaml
 from merit_testing import SPARSE_TINY, THREE_TASK_TINY, TINY_CONFIGS
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.merit.heads.targets import AUG_LABEL, AUG_SOURCE
 from espnet2_merit.scoring import selection
 from espnet2_merit.tasks.merit import MeritTask
 from espnet2_merit.utils.datadir import read_kaldi
@@ -38,6 +39,11 @@ def _batch(data_dir, uids, names=("speech_ref1", "emotion", "emotion_attr")):
         values = [[float(v) for v in attr[u].split()] for u in uids]
         batch["emotion_attr"] = torch.tensor(values)
         batch["emotion_attr_lengths"] = torch.full((len(uids),), 3)
+    if AUG_LABEL in names:  # what --augmentation makes: a type, the input
+        batch[AUG_LABEL] = torch.arange(len(uids))[:, None] % 6
+        batch[f"{AUG_LABEL}_lengths"] = torch.ones(len(uids), dtype=torch.long)
+        batch[AUG_SOURCE] = batch["speech"].clone()
+        batch[f"{AUG_SOURCE}_lengths"] = lengths
     return batch
 
 
@@ -52,12 +58,20 @@ def _names(config):
     return names + (ATTR if "attribute_regressor" in heads else []), tasks
 
 
+def _generated(config):
+    """The data a config's --augmentation makes (none without it)."""
+    return (AUG_LABEL, AUG_SOURCE) if "augmentation" in config.read_text() else ()
+
+
 @pytest.mark.parametrize("config", TINY_CONFIGS, ids=lambda p: p.stem)
 def test_loss_is_the_weighted_sum_and_gradients_flow(config, make_args, data_dirs):
     names, tasks = _names(config)
     torch.manual_seed(0)
     model = MeritTask.build_model(make_args(config, names=names))
-    loss, stats, weight = model(**_batch(data_dirs[0], _uids(data_dirs[0])[:3]))
+    uids = _uids(data_dirs[0])[:3]
+    loss, stats, weight = model(
+        **_batch(data_dirs[0], uids, ("speech_ref1", *names, *_generated(config)))
+    )
     loss.backward()
     assert torch.isfinite(loss) and int(weight) == 3
     expected = sum(

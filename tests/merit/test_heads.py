@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from espnet2_merit.errors import MeritInputError
-from espnet2_merit.merit.heads.targets import LabelTarget, VectorTarget, WaveformTarget
+from espnet2_merit.merit.heads.targets import (
+    LabelTarget,
+    SourceTarget,
+    VectorTarget,
+    WaveformTarget,
+)
 from espnet2_merit.tasks.builder import head_choices, loss_choices
 
 D, SHIFT = 6, 320
@@ -16,6 +21,7 @@ TARGETS = {
     "label": LabelTarget("emotion", CLASSES),
     "vector": VectorTarget("emotion_attr", ["arousal", "valence", "dominance"]),
     "waveform": WaveformTarget("speech_ref1"),
+    "source": SourceTarget("speech_unaugmented"),
 }
 SMALL = {"blstm_mask": dict(hidden_size=16)}
 HEADS = sorted(head_choices.classes)
@@ -50,16 +56,22 @@ def _batch_of_targets(kind, lengths):
         return {"emotion": torch.tensor([[i % 4] for i in range(b)])}
     if kind == "vector":
         return {"emotion_attr": torch.randn(b, 3) + 4}
+    if kind == "source":  # the input before a speed change: 10% longer
+        lengths = [int(n * 1.1) for n in lengths]
     clean = torch.randn(b, max(lengths))
     for i, n in enumerate(lengths):
         clean[i, n:] = 0.0
-    return {"speech_ref1": clean, "speech_ref1_lengths": torch.tensor(lengths)}
+    name = TARGETS[kind].name
+    return {name: clean, f"{name}_lengths": torch.tensor(lengths)}
 
 
 def _valid(pred, b, n_frames, n_samples):
-    """Utterance b's part of a prediction (an SEOutput or a (B, ...) tensor)."""
+    """Utterance b's part of a prediction (an SEOutput, a SpecOutput or a
+    (B, ...) tensor)."""
     if hasattr(pred, "wav"):
         return pred.wav[b, :n_samples]
+    if hasattr(pred, "spec"):
+        return pred.spec[b, :n_frames]
     return pred[b]
 
 
@@ -78,6 +90,10 @@ def test_shapes(name):
     elif kind == "label":
         assert pred.shape == (2, 4)
         torch.testing.assert_close(pred.sum(-1), torch.ones(2))
+    elif kind == "source":
+        assert pred.spec.shape == (2, int(flens[0]), 40)
+        assert pred.lengths.tolist() == flens.tolist()
+        assert pred.spec[1, int(flens[1]) :].abs().sum() == 0
     else:
         assert pred.shape == (2, 3)
 
@@ -293,3 +309,32 @@ def test_soft_labels_train_on_votes_and_score_the_label():
     expected = WeightedCrossEntropy(label)(logits, ref.dist)
     torch.testing.assert_close(head.loss(logits, ref), expected)
     assert float(head.stats(logits, ref)["acc"]) == 1.0
+
+
+def test_reconstruction_aligns_the_source_and_ignores_its_padding():
+    from espnet2_merit.merit.heads.reconstruction import SpecOutput, aligned
+
+    head = _build("reconstruction", dropout=0.0)
+    lengths = [16000, 9001]
+    feats, flens, speech, slens = _inputs(lengths)
+    batch = _batch_of_targets("source", lengths)
+    pred = head(feats, flens, speech, slens)
+    loss = head.loss(pred, head.reference(batch))
+    batch["speech_unaugmented"][1, int(batch["speech_unaugmented_lengths"][1]) :] = 9.0
+    torch.testing.assert_close(head.loss(pred, head.reference(batch)), loss)
+    # Alignment: linear in time, each utterance to its own frame count.
+    ref = SpecOutput(
+        torch.arange(6.0).view(1, 6, 1).repeat(2, 1, 2), torch.tensor([6, 3])
+    )
+    out = aligned(ref, torch.tensor([3, 6]), 6)
+    assert out.spec[0, :3, 0].tolist() == [0.5, 2.5, 4.5] and out.lengths.tolist() == [
+        3,
+        6,
+    ]
+    assert out.spec[0, 3:].abs().sum() == 0
+    torch.testing.assert_close(
+        out.spec[1, :, 0], torch.tensor([0, 0.25, 0.75, 1.25, 1.75, 2])
+    )
+    # A perfect reconstruction has zero loss.
+    target = aligned(head.reference(batch), pred.lengths, pred.spec.size(1))
+    assert float(head.loss_fn(target, target)) == 0.0

@@ -9,7 +9,13 @@ import torch.nn.functional as F
 
 from espnet2_merit.layers.stft import Stft
 from espnet2_merit.merit.heads.abs_task_head import SEOutput
-from espnet2_merit.merit.heads.targets import LabelTarget, VectorTarget, WaveformTarget
+from espnet2_merit.merit.heads.reconstruction import SpecOutput
+from espnet2_merit.merit.heads.targets import (
+    LabelTarget,
+    SourceTarget,
+    VectorTarget,
+    WaveformTarget,
+)
 from espnet2_merit.merit.loss.ccc import CCCLoss
 from espnet2_merit.merit.loss.classification import FocalLoss, WeightedCrossEntropy
 from espnet2_merit.tasks.builder import loss_choices
@@ -18,6 +24,7 @@ TARGETS = {
     "label": LabelTarget("emotion", ["A", "S", "H", "N"]),
     "vector": VectorTarget("emotion_attr", ["arousal", "valence", "dominance"]),
     "waveform": WaveformTarget("speech_ref1"),
+    "source": SourceTarget("speech_unaugmented"),
 }
 LOSSES = sorted(loss_choices.classes)
 STFT = Stft()
@@ -39,6 +46,11 @@ def _pair(kind, perfect=False):
         ref = torch.randn(8, 3)
         pred = ref.clone() if perfect else ref + 0.7 * torch.randn(8, 3)
         return pred.requires_grad_(), ref
+    if kind == "source":
+        lengths = torch.tensor([7, 4])
+        ref = torch.randn(2, 7, 5) * (torch.arange(7) < lengths[:, None])[..., None]
+        pred = ref.clone() if perfect else ref + 0.5 * torch.randn(2, 7, 5)
+        return SpecOutput(pred.requires_grad_(), lengths), SpecOutput(ref, lengths)
     lengths = torch.tensor([4000, 2501])
     clean = torch.randn(2, 4000)
     clean[1, 2501:] = 0.0
@@ -51,7 +63,9 @@ def _pair(kind, perfect=False):
 
 
 def _leaf(pred):
-    return pred.wav if isinstance(pred, SEOutput) else pred
+    if isinstance(pred, SEOutput):
+        return pred.wav
+    return pred.spec if isinstance(pred, SpecOutput) else pred
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -173,3 +187,18 @@ def test_soft_cross_entropy_value_and_gradient():
     loss.backward()
     # d/dz of soft CE is softmax - q: the votes, not the majority class, pull.
     torch.testing.assert_close(logits.grad, (logits.softmax(-1) - q).detach())
+
+
+def test_spectral_l1_leaves_padding_out():
+    loss = loss_choices.classes["spec_l1"](target=TARGETS["source"])
+    pred, ref = _pair("source")
+    value = loss(pred, ref)
+    dirty = ref.spec.clone()
+    dirty[1, 4:] = 30.0
+    torch.testing.assert_close(loss(pred, SpecOutput(dirty, ref.lengths)), value)
+    expected = (pred.spec - ref.spec).abs()[0].mean() * 7 / 11 + (
+        pred.spec - ref.spec
+    ).abs()[1, :4].mean() * 4 / 11
+    torch.testing.assert_close(value, expected)
+    value.backward()
+    assert pred.spec.grad[1, 4:].abs().sum() == 0

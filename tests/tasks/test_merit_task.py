@@ -61,7 +61,8 @@ def test_build_records_every_default(config, make_args):
         head = model.heads[name]
         assert task["head_conf"]["target"] == head.target.name
         # "balanced" was replaced by the numbers, so config.yaml carries them.
-        if "class_weights" in task["loss_conf"]:
+        conf = given["tasks"][name].get("loss_conf") or {}
+        if conf.get("class_weights") == "balanced":
             assert task["loss_conf"]["class_weights"] == [1.0, 1.0, 1.0, 1.0]
     assert "hidden_size" in args.fusion_conf or given["fusion"] in (
         "weighted_sum",
@@ -435,7 +436,9 @@ def _relabel(src, dst, unlabelled=()):
         for i, (utt, label) in enumerate(labels.items()):
             emo.write(f"{utt} {'-' if utt in unlabelled else label}\n")
             other = "O" if i % 2 else "N"
-            v.write(f"{utt} -\n" if utt in unlabelled else f"{utt} {label}:3 {other}:1\n")
+            v.write(
+                f"{utt} -\n" if utt in unlabelled else f"{utt} {label}:3 {other}:1\n"
+            )
     return sorted(labels)
 
 

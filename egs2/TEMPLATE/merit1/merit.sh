@@ -514,15 +514,26 @@ if run_stage 6; then
 fi
 
 train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS [INPUT...]: one training run
-    local config=$1 out=$2 extra=$3 norm="" fp
+    local config=$1 out=$2 extra=$3 norm="" aug="" fp
     shift 3
+    local aug_inputs=()
     # global_mvn z-normalises waveforms with the stage-6 training-set statistics.
     if uses_global_mvn "${config}" "${extra}"; then
         norm="--normalize_conf stats_file=${stats_dir}/train/feats_stats.npz"
     fi
-    fp=$(fingerprint "${config}" "${extra} ${norm} ${dm_opts} ${ngpu} ${num_nodes}" \
+    # A config with an augmentation section (MTL-AUG) draws its added noise and
+    # rooms from the stage-2 training pools.
+    if grep -q "^augmentation:" "${config}"; then
+        aug="--augmentation noise_scp=${datadir}/noise/train.scp"
+        aug_inputs=("${datadir}/noise/train.scp")
+        if [ -f "${datadir}/rir/train.scp" ]; then
+            aug+=" --augmentation rir_scp=${datadir}/rir/train.scp"
+            aug_inputs+=("${datadir}/rir/train.scp")
+        fi
+    fi
+    fp=$(fingerprint "${config}" "${extra} ${norm} ${dm_opts} ${aug} ${ngpu} ${num_nodes}" \
         "${emotion_list}" "${dumpdir}/raw/${train_sim}/.done" "${dumpdir}/raw/${valid_sim}/.done" \
-        ${norm:+"${stats_dir}/.done"} "${dm_inputs[@]}" "$@")
+        ${norm:+"${stats_dir}/.done"} "${dm_inputs[@]}" "${aug_inputs[@]}" "$@")
     if is_done "${out}/.done" "${fp}"; then
         log "skip: ${out} is trained with these options and data"
         return
@@ -552,7 +563,7 @@ train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS [INPUT...]: one training r
         "${launch[@]}" ${python} -m espnet2_merit.bin.merit_train --config "${config}" \
             --output_dir "${out}" --ngpu "${ngpu}" "${dist[@]}" \
             --resume true --emotion_list "${emotion_list}" ${norm} \
-            $(data_opts train "${dumpdir}/raw/${train_sim}" ${dm_opts:+dm}) ${dm_opts} \
+            $(data_opts train "${dumpdir}/raw/${train_sim}" ${dm_opts:+dm}) ${dm_opts} ${aug} \
             $(data_opts valid "${dumpdir}/raw/${valid_sim}") \
             --train_shape_file "${dumpdir}/raw/${train_sim}/wav.scp" \
             --valid_shape_file "${dumpdir}/raw/${valid_sim}/wav.scp" ${extra}

@@ -23,6 +23,11 @@ from espnet2_merit.utils.datadir import data_file
 
 # The value of an utterance without this target (an unlabelled utterance).
 NO_TARGET = "-"
+# Data the training preprocessor makes (``--augmentation``), never read from a
+# data directory: the augmentation type drawn and the input before it. Tasks on
+# them train only; inference gives no output for them.
+AUG_LABEL, AUG_SOURCE = "aug_type", "speech_unaugmented"
+GENERATED = (AUG_LABEL, AUG_SOURCE)
 
 # torch is imported where a batch is read (``from_batch``): the recipe's label
 # checks (stage 5) and the decode bookkeeping use targets without it.
@@ -62,6 +67,11 @@ class Target(ABC):
         """The padded (B, ...) tensor of this target and its (B,) lengths."""
         import torch
 
+        if batch.get(self.name) is None and self.name in GENERATED:
+            raise MeritInputError(
+                f"a task trains on '{self.name}' but the batch has none: the "
+                "training data loader makes it with --augmentation"
+            )
         if batch.get(self.name) is None:
             raise MeritInputError(
                 f"a task trains on '{self.name}' but the batch has no '{self.name}' "
@@ -242,6 +252,17 @@ class WaveformTarget(Target):
     the clean reference); cropped together with it in training."""
 
     kind = "waveform"
+
+    def parse(self, uid: str, value) -> np.ndarray:
+        return mono(uid, self.name, value)
+
+
+class SourceTarget(Target):
+    """A waveform whose features a head reconstructs (``speech_unaugmented``:
+    the input before augmentation); its length may differ from the input's
+    (speed changes), the head aligns the frames."""
+
+    kind = "source"
 
     def parse(self, uid: str, value) -> np.ndarray:
         return mono(uid, self.name, value)
