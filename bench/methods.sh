@@ -11,7 +11,12 @@
 # every epoch, at the same 5 dB, from the same training pool), and the ICASSP 2025
 # shared-SSL system with cascade unfreezing (naive MTL's shared features, WavLM's
 # layers unfrozen top-down by its config's frontend_unfreeze, trained in one step of
-# step1 + step2 epochs), each trained with the same budget (step 1 with the
+# step1 + step2 epochs), sparse MERIT with the Interspeech 2025 challenge's
+# training strategies (class-balanced batches by up-sampling, focal loss, soft
+# labels from the annotators' votes), and MTL-AUG on sparse MERIT (augmentation-type
+# classification and reconstruction of the un-augmented input as two more routed
+# tasks), without and with the mini corpus's unlabelled pool (its Test3, labels
+# withheld, trained by every task but SER), each trained with the same budget (step 1 with the
 # SSL frozen, then step 2) for several seeds, decoded and scored on every test SNR
 # and noise set and on the reverberant test sets (the mini recipe's run.sh makes
 # them: seen and unseen rooms, seen noise, 5 dB), then tabulated by
@@ -32,7 +37,9 @@ step2_epochs=6        # joint fine-tuning (the mini recipe: 10); fits the hour
 parallel=2            # runs at a time, each with cores / parallel threads
 expdir=exp/bench_methods
 out=${repo}/bench/results/methods.md
-help_message="Usage: $0 [--seeds \"7 8 9\"] [--step1_epochs N] [--step2_epochs N] [--parallel N] [--expdir DIR] [--out FILE]"
+systems=""           # a part of the systems (default: all); the table shows every
+                     # system the experiment dir has
+help_message="Usage: $0 [--seeds \"7 8 9\"] [--systems \"...\"] [--step1_epochs N] [--step2_epochs N] [--parallel N] [--expdir DIR] [--out FILE]"
 . "${repo}/egs2/TEMPLATE/merit1/scripts/utils/parse_options.sh" || exit 1
 [ $# -eq 0 ] || { echo "${help_message}" >&2; exit 2; }
 
@@ -59,24 +66,36 @@ declare -A config=(
     [sparse_shared]=conf/tuning/train_sparse_merit_tiny.yaml
     [sparse_topp]=conf/tuning/train_sparse_merit_tiny.yaml
     [shared_cascade]=conf/tuning/train_shared_ssl_cascade_tiny.yaml
+    [sparse_bfs]=conf/tuning/train_sparse_merit_tiny.yaml
+    [mtl_aug]=conf/tuning/train_mtl_aug_tiny.yaml
+    [mtl_aug_pool]=conf/tuning/train_mtl_aug_tiny.yaml
 )
 declare -A extra=(
     [sparse_hard]="--fusion_conf router_grad=none"
     [sparse_ws]="--fusion_conf combine=weighted_sum"
     [sparse_shared]="--fusion_conf num_shared=1"
     [sparse_topp]="--fusion_conf top_k=null --fusion_conf top_p=0.6 --fusion_conf max_k=2"
+    [sparse_bfs]="--balanced_batches up --tasks ser.loss=focal --tasks ser.loss_conf.class_weights=null --tasks ser.head_conf.soft_labels=emotion_votes"
 )
 # system -> extra options of the stage script (both training steps)
 declare -A recipe_opts=(
     [sparse_dm]="--dynamic_mixing true"
+    [mtl_aug_pool]="--unlabelled_sets test3"
 )
 # systems trained in one step (their schedule starts with the SSL model frozen)
 declare -A one_step=([shared_cascade]=1)
-systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws sparse_shared sparse_topp sparse_dm shared_cascade"
+all_systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws sparse_shared sparse_topp sparse_dm shared_cascade sparse_bfs mtl_aug mtl_aug_pool"
+systems=${systems:-${all_systems}}
+for system in ${systems}; do
+    [[ " ${all_systems} " == *" ${system} "* ]] || { echo "unknown system ${system} (of: ${all_systems})" >&2; exit 2; }
+done
 
 log "data (stages 1-6) in ${recipe}, experiments in ${recipe}/${expdir}"
 ./run.sh --stage 1 --stop_stage 6 --expdir "${expdir}" > "${expdir}/logs/data.log" 2>&1 \
     || { tail -n 30 "${expdir}/logs/data.log"; exit 1; }
+# The training set with the unlabelled pool (its own stage-1 to -5 directories).
+./run.sh --stage 1 --stop_stage 5 --expdir "${expdir}" --unlabelled_sets test3 \
+    > "${expdir}/logs/data_semi.log" 2>&1 || { tail -n 30 "${expdir}/logs/data_semi.log"; exit 1; }
 
 one_run() {  # one_run SYSTEM SEED: train (stages 7-8), decode and score (9-10)
     local system=$1 seed=$2 tag=$1_seed$2
@@ -125,8 +144,10 @@ for seed in ${seeds}; do
     for system in ${systems}; do jobs_list+=("${system} ${seed}"); done
 done
 run_all one_run "${jobs_list[@]}"
-# shellcheck disable=SC2086
-run_all cascade ${seeds}
+if [[ " ${systems} " == *" se_only "* && " ${systems} " == *" ser_only "* ]]; then
+    # shellcheck disable=SC2086
+    run_all cascade ${seeds}
+fi
 
 elapsed=${SECONDS}
 header="## Method comparison on the mini corpus (\`bench/methods.sh\`)

@@ -65,6 +65,12 @@ SYSTEMS = {
     "sparse MERIT, top-p routing (p 0.6, max 2)": ("sparse_topp", "decode"),
     "sparse MERIT, dynamic mixing": ("sparse_dm", "decode"),
     "shared SSL, cascade unfreezing (ICASSP 2025)": ("shared_cascade", "decode"),
+    "sparse MERIT, balanced batches + focal + soft labels (IS 2025)": (
+        "sparse_bfs",
+        "decode",
+    ),
+    "MTL-AUG on sparse MERIT (TAFFC 2023)": ("mtl_aug", "decode"),
+    "MTL-AUG, + unlabelled pool": ("mtl_aug_pool", "decode"),
 }
 REFERENCES = ("SE pre-processing", "naive MTL")
 Column = Tuple[str, Metric]  # (task, headline metric)

@@ -57,14 +57,18 @@ def make_data_dir(
     """Write a Kaldi-style data dir with wavs.
 
     Files: ``wav.scp`` (noisy), ``spk1.scp`` (clean), ``emotion``,
-    ``emotion_attr``, ``utt2spk``, ``emotion_list``; audio in ``wav/``.
+    ``emotion_attr``, ``emotion_votes`` (3 votes for the label, 1 for the next
+    class), ``utt2spk``, ``emotion_list``; audio in ``wav/``.
     """
     outdir = Path(outdir)
     (outdir / "wav").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     files = {
-        k: [] for k in ("wav.scp", "spk1.scp", "emotion", "emotion_attr", "utt2spk")
-    }
+        k: []
+        for k in (
+            "wav.scp", "spk1.scp", "emotion", "emotion_attr", "emotion_votes", "utt2spk"
+        )
+    }  # fmt: skip
     for i in range(num_utts):
         label = labels[i % len(labels)]
         uid = f"spk{i % 3}-utt{i:04d}"
@@ -80,6 +84,8 @@ def make_data_dir(
         files["wav.scp"].append(f"{uid} {outdir.resolve()}/wav/{uid}_noisy.wav")
         files["spk1.scp"].append(f"{uid} {outdir.resolve()}/wav/{uid}_clean.wav")
         files["emotion"].append(f"{uid} {label}")
+        other = labels[(i + 1) % len(labels)]
+        files["emotion_votes"].append(f"{uid} {label}:3 {other}:1")
         aro, val, dom = np.array(ATTRIBUTES[label]) + rng.normal(0, 0.3, 3)
         files["emotion_attr"].append(f"{uid} {aro:.2f} {val:.2f} {dom:.2f}")
         files["utt2spk"].append(f"{uid} spk{i % 3}")

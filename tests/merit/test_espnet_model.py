@@ -39,6 +39,15 @@ def _batch(data_dir, uids, names=("speech_ref1", "emotion", "emotion_attr")):
         values = [[float(v) for v in attr[u].split()] for u in uids]
         batch["emotion_attr"] = torch.tensor(values)
         batch["emotion_attr_lengths"] = torch.full((len(uids),), 3)
+    if "emotion_votes" in names:
+        votes = read_kaldi(data_dir / "emotion_votes")
+        dist = []
+        for u in uids:
+            counts = dict(v.split(":") for v in votes[u].split())
+            dist.append([float(counts.get(c, 0)) for c in "ASHN"])
+        dist = torch.tensor(dist)
+        batch["emotion_votes"] = dist / dist.sum(-1, keepdim=True)
+        batch["emotion_votes_lengths"] = torch.full((len(uids),), 4)
     if AUG_LABEL in names:  # what --augmentation makes: a type, the input
         batch[AUG_LABEL] = torch.arange(len(uids))[:, None] % 6
         batch[f"{AUG_LABEL}_lengths"] = torch.ones(len(uids), dtype=torch.long)
@@ -55,6 +64,8 @@ def _names(config):
     tasks = yaml.safe_load(config.read_text())["tasks"]
     heads = {t["head"] for t in tasks.values()}
     names = ["speech", "speech_ref1", "emotion"]
+    if "soft_labels" in config.read_text():
+        names.append("emotion_votes")
     return names + (ATTR if "attribute_regressor" in heads else []), tasks
 
 

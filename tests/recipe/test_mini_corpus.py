@@ -3,6 +3,8 @@
 data preparation reads it. Needs espeak-ng (CI installs it: .ci/install.sh)."""
 
 import csv
+import hashlib
+import json
 import logging
 import re
 import shutil
@@ -32,6 +34,15 @@ NAME = re.compile(r"^MSP-PODCAST_\d{4}_\d{4}\.wav$")
 BREATH = ("+f2", "+f3", "+f5")
 # The mini recipe's MSP-PODCAST_1751_0001 (seed 0): the utterance that differed.
 UTT_1751_0001 = ("en-gb-scotland+f3", "The report is due at the end of the week.")
+POOL = 6  # --num_unlabelled of the pooled corpus
+LABELS = ("EmoClass", "EmoAct", "EmoVal", "EmoDom")
+# (seed, nums) -> sha256 (its start) of plan()'s jobs and rows and plan_detailed()'s
+# rows (_plan_digest) as the generator drew them before --num_unlabelled existed: a
+# corpus made then stays as it is.
+PLAN_DIGESTS = {
+    (3, (24, 8, 8)): "03978a70cd502379",
+    (0, (160, 40, 60)): "f7217d1196e4af4f",
+}
 
 
 def _rows(root: Path):
@@ -51,6 +62,14 @@ def _detailed(root: Path):
 
 def _files(root: Path):
     return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _plan_digest(seed, nums, **kwargs) -> str:
+    jobs, rows = mini.plan(Path("/corpus"), nums, seed, **kwargs)
+    h = hashlib.sha256(repr(jobs).encode())
+    h.update("\n".join(rows).encode())
+    h.update("\n".join(mini.plan_detailed(rows, seed)).encode())
+    return h.hexdigest()[:16]
 
 
 def _first_run(monkeypatch, home: Path) -> None:
@@ -78,6 +97,14 @@ def root(tmp_path_factory, home):
     with pytest.MonkeyPatch.context() as monkeypatch:
         _first_run(monkeypatch, home)
         mini.generate(out, **NUMS, seed=3, nj=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pooled(tmp_path_factory):
+    """The corpus of ``root`` with an unlabelled Test3 pool of POOL utterances."""
+    out = tmp_path_factory.mktemp("mini") / "pooled"
+    mini.generate(out, **NUMS, seed=3, nj=2, num_unlabelled=POOL)
     return out
 
 
@@ -218,6 +245,86 @@ def test_data_prep_reads_it(root, tmp_path):
             counts = {c: int(n) for c, n in (v.split(":") for v in votes[utt].split())}
             assert max(counts, key=counts.get) == code
             assert mini.VOTERS - 1 <= sum(counts.values()) <= mini.VOTERS
+
+
+def test_unlabelled_pool(pooled, root):
+    """--num_unlabelled: Test3 rows with the labels withheld (empty fields, no
+    annotations), speakers (ids and voices) of their own; the rest as without it."""
+    rows = _rows(pooled)
+    pool = [r for r in rows if r["Split_Set"] == "Test3"]
+    assert len(pool) == POOL
+    assert all(r[k] == "" for r in pool for k in LABELS)
+    assert all(r["Gender"] in ("Male", "Female") for r in pool)
+    assert all(r["SpkrID"] for r in pool)
+    lines = (pooled / "Labels" / "labels_consensus.csv").read_text().splitlines()
+    assert all(line.count(",") == 7 for line in lines)  # 8 fields, header's count
+    wavs = sorted(p.name for p in (pooled / "Audios").iterdir())
+    assert wavs == sorted(r["FileName"] for r in rows)
+    for r in pool:
+        info = soundfile.info(str(pooled / "Audios" / r["FileName"]))
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    spk = {r["FileName"].split("_")[1] for r in pool}
+    others = {r["FileName"].split("_")[1] for r in rows if r not in pool}
+    assert len(spk) == mini.UNLABELLED_SPLIT[1] and not spk & others
+    jobs = mini.plan(pooled, tuple(NUMS.values()), 3, num_unlabelled=POOL)[0]
+    pool_names = {r["FileName"] for r in pool}
+    pool_voices = {j.voice for j in jobs if Path(j.path).name in pool_names}
+    other_voices = {j.voice for j in jobs if Path(j.path).name not in pool_names}
+    assert len(pool_voices) == len(spk) and not pool_voices & other_voices
+    # Nothing else changed: labelled rows, annotations (none for the pool), audio.
+    assert [r for r in rows if r not in pool] == _rows(root)
+    detailed = pooled / "Labels" / "labels_detailed.csv"
+    assert (
+        detailed.read_bytes() == (root / "Labels" / "labels_detailed.csv").read_bytes()
+    )
+    assert not {name for name, _ in _detailed(pooled)} & pool_names
+    after = _files(pooled)
+    assert all(after[p] == b for p, b in _files(root).items() if p.suffix == ".wav")
+    done = json.loads((pooled / ".done").read_text())
+    assert done["num_unlabelled"] == POOL
+
+
+def test_data_prep_writes_the_pool_unlabelled(pooled, tmp_path):
+    data = tmp_path / "data"
+    splits = "Train,Development,Test1,Test3"
+    summary = msp.prepare(pooled, data, classes=4, splits=splits)
+    assert list(summary) == ["train", "dev", "test1", "test3"]
+    assert summary["test3"] == {"unlabelled": POOL}
+    pool = sorted(
+        r["FileName"][:-4] for r in _rows(pooled) if r["Split_Set"] == "Test3"
+    )
+    for name in ("wav.scp", "utt2spk", "utt2gender"):
+        assert sorted(read_kaldi(data / "test3" / name)) == pool
+    for name in ("emotion", "emotion_attr", "emotion_votes"):
+        assert not (data / "test3" / name).exists()
+        assert (data / "test1" / name).is_file()
+    assert not read_kaldi(data / "test3" / "excluded")
+
+
+def test_no_pool_is_the_corpus_of_before(tmp_path):
+    """--num_unlabelled 0 (the default) draws and stamps as the generator did
+    before the option, so corpora made then are neither changed nor regenerated."""
+    for (seed, nums), digest in PLAN_DIGESTS.items():
+        assert _plan_digest(seed, nums) == digest
+        assert _plan_digest(seed, nums, num_unlabelled=0) == digest
+        assert _plan_digest(seed, nums, num_unlabelled=2) != digest
+    mini.generate(tmp_path / "a", num_train=4, num_dev=1, num_test=1, seed=0)
+    mini.generate(
+        tmp_path / "b", num_train=4, num_dev=1, num_test=1, seed=0, num_unlabelled=0
+    )
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    stamp = (tmp_path / "b" / ".done").read_text()
+    assert stamp == '{"nums": [4, 1, 1], "seed": 0, "version": 2}'
+    # A pool added later regenerates, with the other files as they were.
+    mini.generate(
+        tmp_path / "b", num_train=4, num_dev=1, num_test=1, seed=0, num_unlabelled=2
+    )
+    after = _files(tmp_path / "b")
+    changed = {p for p, b in _files(tmp_path / "a").items() if after[p] != b}
+    assert changed == {Path(".done"), Path("Labels") / "labels_consensus.csv"}
+    assert len(after) == len(_files(tmp_path / "a")) + 2
+    with pytest.raises(mini.MeritInputError, match="num_unlabelled"):
+        mini.generate(tmp_path / "c", num_unlabelled=-1)
 
 
 def test_detailed_labels_added_to_an_older_corpus(tmp_path, caplog):

@@ -91,6 +91,9 @@ valid_set=dev
 test_sets="test1"
 clean_test_sets=""     # test sets decoded as they are, without added noise (e.g.
                        # MSP-Podcast's test3, whose labels are withheld)
+unlabelled_sets=""     # stage-1 sets whose utterances also train, without emotion
+                       # labels (semi-supervised): stage 1 combines them with
+                       # ${train_set} into ${train_set}_semi, their labels "-"
 
 # Stages 6-8: training
 step1_config=""        # step 1 (SSL frozen); empty: no step 1; "same": --train_config
@@ -166,6 +169,7 @@ Options (default in brackets):
   --fs / --min_sec / --max_sec   Sampling rate, training durations [${fs} / ${min_sec} / ${max_sec}]
   --train_set / --valid_set / --test_sets   Data sets [${train_set} / ${valid_set} / "${test_sets}"]
   --clean_test_sets         Test sets decoded without added noise ["${clean_test_sets}"]
+  --unlabelled_sets         Sets that also train, without emotion labels ["${unlabelled_sets}"]
   --results_note            Markdown file shown at the top of RESULTS.md ["${results_note}"]
   --submission_format       Submission files for sets without labels (msp_podcast) ["${submission_format}"]
   --step1_config / --step1_args   Step 1 (SSL frozen) ["${step1_config}" / "${step1_args}"]
@@ -245,6 +249,9 @@ job_run() {  # job_run: run the job script as one job (none when it is empty)
 prep_logdir=${dumpdir}/log  # the logs (and job scripts) of stages 1-5
 
 # Names derived from the options
+# Semi-supervised: the training set and the unlabelled pools as one set (stage 1).
+labelled_set=${train_set}
+[ -z "${unlabelled_sets}" ] || train_set=${train_set}_semi
 if [ -z "${tag}" ]; then
     tag=$(basename "${train_config}" .yaml)
     [ "${dynamic_mixing}" = true ] && tag=${tag}_dm
@@ -354,6 +361,19 @@ if run_stage 1; then
         job_add local/data.sh ${local_data_opts}
         job_add mark_done "${datadir}/.done" "${_fp}"
         job_run
+    fi
+    if [ -n "${unlabelled_sets}" ]; then
+        _fp=$(fingerprint "${unlabelled_sets}" "${datadir}/.done")
+        if is_done "${datadir}/${train_set}/.done" "${_fp}"; then
+            log "skip: ${datadir}/${train_set} combines ${labelled_set} with ${unlabelled_sets}"
+        else
+            _pools=()
+            for dset in ${unlabelled_sets}; do _pools+=(--unlabelled "${datadir}/${dset}"); done
+            log "${datadir}/${train_set}: ${labelled_set} and the unlabelled ${unlabelled_sets}"
+            ${python} -m espnet2_merit.bin.merit_combine_data "${_pools[@]}" \
+                "${datadir}/${labelled_set}" "${datadir}/${train_set}"
+            mark_done "${datadir}/${train_set}/.done" "${_fp}"
+        fi
     fi
 fi
 

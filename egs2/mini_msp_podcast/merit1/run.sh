@@ -6,6 +6,8 @@
 # runs on a CPU in minutes:
 #   ./run.sh                       # stages 1-13 (13: upload, skipped without --hf_repo)
 #   ./run.sh --stage 8 --train_config conf/tuning/train_naive_mtl_tiny.yaml
+#   ./run.sh --train_config conf/tuning/train_mtl_aug_tiny.yaml --unlabelled_sets test3
+#                                  # MTL-AUG with the unlabelled pool (Test3)
 set -euo pipefail
 
 . ./db.sh
@@ -13,7 +15,7 @@ set -euo pipefail
 train_config=conf/tuning/train_sparse_merit_tiny.yaml
 
 ./merit.sh \
-    --local_data_opts "--num_train 160 --num_dev 40 --num_test 60 --nj 2" \
+    --local_data_opts "--num_train 160 --num_dev 40 --num_test 60 --num_unlabelled 40 --nj 2" \
     --noise_seen_dirs "${NOISE_SEEN_DIRS}" \
     --noise_unseen_dirs "${NOISE_UNSEEN_DIRS}" \
     --train_set train --valid_set dev --test_sets "test1" \

@@ -2,7 +2,9 @@
 # Stage 1 of the mini recipe: generate a small MSP-Podcast-format corpus from
 # espeak-ng speech (emotion classes differ by prosody), generated noise pools, room
 # impulse responses (pyroomacoustics) and a tiny random WavLM checkpoint, then
-# prepare the corpus exactly as the real recipe.
+# prepare the corpus exactly as the real recipe. --num_unlabelled N (> 0) adds an
+# unlabelled pool like MSP-Podcast's Test3 (speakers of its own, labels withheld),
+# prepared as data/test3 (wav.scp, utt2spk, utt2gender; no emotion files).
 set -euo pipefail
 . ./path.sh
 . ./db.sh
@@ -10,9 +12,10 @@ set -euo pipefail
 num_train=160
 num_dev=40
 num_test=60
+num_unlabelled=0
 nj=2
 seed=0
-help_message="Usage: $0 [--num_train N] [--num_dev N] [--num_test N] [--nj N] [--seed N]"
+help_message="Usage: $0 [--num_train N] [--num_dev N] [--num_test N] [--num_unlabelled N] [--nj N] [--seed N]"
 . scripts/utils/parse_options.sh || exit 1
 
 if ! command -v espeak-ng > /dev/null; then
@@ -22,7 +25,7 @@ fi
 # Skips by itself when its .done matches the options.
 ${python} local/make_mini_msp_podcast.py --outdir "${MSP_PODCAST}" \
     --num_train "${num_train}" --num_dev "${num_dev}" --num_test "${num_test}" \
-    --seed "${seed}" --nj "${nj}"
+    --num_unlabelled "${num_unlabelled}" --seed "${seed}" --nj "${nj}"
 if [ ! -f "${NOISE_ROOT}/.done" ]; then
     ${python} local/make_mini_noise.py --outdir "${NOISE_ROOT}" --seed "${seed}"
     touch "${NOISE_ROOT}/.done"
@@ -32,5 +35,11 @@ ${python} local/make_mini_rir.py --outdir "${RIR_ROOT}" --seed "${seed}"
 # The tiny SSL model the tiny configs point to (frontend_conf.path_or_url).
 ${python} -c "from espnet2_merit.utils.ssl_checkpoint import make_wavlm_checkpoint as m; \
 m('exp/ssl/wavlm_tiny.pt', 'tiny', seed=${seed})"
+splits=Train,Development,Test1
+if [ "${num_unlabelled}" -gt 0 ]; then
+    splits+=,Test3
+else  # a pool of an earlier run would list audio the corpus no longer has
+    rm -rf data/test3
+fi
 ${python} local/msp_podcast_data.py --corpus_dir "${MSP_PODCAST}" --outdir data \
-    --classes 4 --splits Train,Development,Test1
+    --classes 4 --splits "${splits}"

@@ -2,7 +2,8 @@
 """Generate a small corpus in MSP-Podcast's layout from espeak-ng speech.
 
     python local/make_mini_msp_podcast.py --outdir downloads/mini_msp_podcast \
-        --num_train 160 --num_dev 40 --num_test 60 --seed 0 --nj 2
+        --num_train 160 --num_dev 40 --num_test 60 [--num_unlabelled 40] --seed 0 \
+        --nj 2
 
 Writes ``<outdir>/Audios/MSP-PODCAST_<spk>_<utt>.wav`` (16 kHz mono 16-bit),
 ``<outdir>/Labels/labels_consensus.csv`` with MSP-Podcast's header and
@@ -25,6 +26,16 @@ drawn arousal cues and noise.
 5% extra rows labelled O or X (which data preparation must exclude), and about 5%
 of the rows have SpkrID ``Unknown``. The class shares are N 35%, H 25%, A 20%,
 S 20% (MSP-Podcast is dominated by neutral speech, less so here).
+
+``--num_unlabelled N`` (default 0) adds an unlabelled pool like MSP-Podcast's Test3:
+N utterances of ``Split_Set`` ``Test3`` from speakers of their own (3, disjoint from
+the other splits' in id and voice; ``UNLABELLED_SPLIT``), synthesised like the others
+(their emotion style drawn with the class shares above, so the audio carries
+emotional prosody; about 5% SpkrID ``Unknown``) but with EmoClass, EmoAct, EmoVal and
+EmoDom empty (the labels withheld) and no rows in ``labels_detailed.csv``. Their
+speakers and utterances come from a random stream of their own, drawn after the
+others, so every other file, and the ``.done`` stamp of N = 0, is as without the
+option.
 
 Each labelled utterance has ``VOTERS`` annotator rows (``WORKER<5 digits>``, drawn
 from a pool) whose primary emotions give its consensus class the plurality: all,
@@ -95,8 +106,10 @@ AGREE_SHARE = ((5, 0.3), (4, 0.45), (3, 0.25))  # votes for the consensus class
 SECONDARY_SHARE = (0.25, 0.1)  # rows with an empty secondary field, without one
 MISSING_SHARE = 0.03  # utterances with one row without a primary (at least one)
 VOTES_STREAM = 1  # the annotations' random stream: (seed, VOTES_STREAM)
+UNLABELLED_STREAM = 2  # the unlabelled pool's: (seed, UNLABELLED_STREAM)
 # Speakers per split: Train, Development, Test1.
 SPLITS = (("Train", 10), ("Development", 3), ("Test1", 5))
+UNLABELLED_SPLIT = ("Test3", 3)  # the unlabelled pool (--num_unlabelled) and speakers
 ACCENTS = (
     "en-us",
     "en-gb",
@@ -174,6 +187,12 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--num_test", type=int, default=60, help="A/S/H/N utterances in Test1"
+    )
+    parser.add_argument(
+        "--num_unlabelled",
+        type=int,
+        default=0,
+        help="Utterances of an unlabelled Test3 pool (labels withheld); 0: none",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nj", type=int, default=1, help="Parallel synthesis jobs")
@@ -284,15 +303,23 @@ def _allocate(n: int, shares: Sequence[float]) -> List[int]:
     return counts.tolist()
 
 
-def _speakers(rng: np.random.Generator) -> List[Speaker]:
-    """Distinct (accent, variant) voices with ids and prosody offsets, genders
-    alternating."""
-    total = sum(n for _, n in SPLITS)
+def _speakers(
+    rng: np.random.Generator,
+    total: int = sum(n for _, n in SPLITS),
+    taken: Sequence[Speaker] = (),
+) -> List[Speaker]:
+    """``total`` distinct (accent, variant) voices with ids and prosody offsets,
+    genders alternating (the first female); ids and voices of ``taken`` are not
+    used."""
+    taken_voices = {s.voice for s in taken}
     voices = {
         g: [f"{a}+{v}" for a in ACCENTS for v in variants]
         for g, variants in VARIANTS.items()
     }
-    ids = rng.choice(np.arange(1, 10000), size=total, replace=False)
+    voices = {g: [v for v in vs if v not in taken_voices] for g, vs in voices.items()}
+    taken_ids = {int(s.spk_id) for s in taken}
+    free = np.array([i for i in range(1, 10000) if i not in taken_ids])
+    ids = rng.choice(free, size=total, replace=False)
     speakers = []
     for i in range(total):
         gender = ("Female", "Male")[i % 2]
@@ -315,8 +342,60 @@ def _attributes(label: str, arousal_cue: float, rng: np.random.Generator):
     return [float(np.clip(x, 1.0, 7.0)) for x in (aro, val, dom)]
 
 
-def plan(outdir: Path, nums: Sequence[int], seed: int) -> Tuple[List[Job], List[str]]:
-    """The utterances to synthesise and the CSV rows (sorted by FileName)."""
+def _job(
+    path: Path, spk: Speaker, style: str, rng: np.random.Generator
+) -> Tuple[Job, float]:
+    """One utterance of ``spk`` in the prosody of class ``style``, and its arousal
+    cue (for :func:`_attributes`)."""
+    pitch_, range_, rate_, gain_, p_excl = PROSODY[style]
+    z = rng.standard_normal(4)
+    draw = [  # class mean + class sd * z + speaker offset
+        mu + sd * zi + off
+        for (mu, sd), zi, off in zip((pitch_, range_, rate_, gain_), z, spk.offsets)
+    ]
+    pitch = int(np.clip(round(draw[0]), 0, 99))
+    prange = int(np.clip(round(draw[1]), 10, 300))
+    rate = int(np.clip(round(draw[2]), 100, 280))
+    gain = float(draw[3])
+    order = tuple(int(x) for x in rng.permutation(len(SENTENCES)))
+    job = Job(
+        path=str(path),
+        voice=spk.voice,
+        pitch=pitch,
+        pitch_range=prange,
+        rate=rate,
+        gain_db=round(gain, 2),
+        exclaim=bool(rng.random() < p_excl),
+        sentences=order,
+        silences=tuple(float(x) for x in rng.uniform(*SILENCE, size=2)),
+        floor_seed=int(rng.integers(2**32)),
+    )
+    # Arousal cues of this draw: louder, faster, wider pitch range.
+    return job, float((z[1] + z[2] + z[3]) / np.sqrt(3))
+
+
+def _unknown(n: int, rng: np.random.Generator) -> set:
+    """Indices of the ``n`` rows of a split whose SpkrID is ``Unknown``."""
+    n_unknown = max(1, round(UNKNOWN_SHARE * n))
+    return set(rng.choice(n, size=n_unknown, replace=False).tolist())
+
+
+def _utterances(speakers: Sequence[Speaker], n: int):
+    """(speaker, file name) of a split's ``n`` utterances, speakers in turn."""
+    utt_count: Dict[str, int] = {}
+    for i in range(n):
+        spk = speakers[i % len(speakers)]
+        utt_count[spk.spk_id] = utt_count.get(spk.spk_id, 0) + 1
+        yield spk, f"MSP-PODCAST_{spk.spk_id}_{utt_count[spk.spk_id]:04d}.wav"
+
+
+def plan(
+    outdir: Path, nums: Sequence[int], seed: int, num_unlabelled: int = 0
+) -> Tuple[List[Job], List[str]]:
+    """The utterances to synthesise and the CSV rows (sorted by FileName); with
+    ``num_unlabelled`` > 0, also those of the unlabelled Test3 pool (rows with
+    EmoClass, EmoAct, EmoVal and EmoDom empty), drawn after the others from
+    their own random stream."""
     rng = np.random.default_rng(seed)
     # Genders alternate, so consecutive slices give every split both.
     speakers = _speakers(rng)
@@ -331,51 +410,44 @@ def plan(outdir: Path, nums: Sequence[int], seed: int) -> Tuple[List[Job], List[
         n_extra = max(1, round(EXTRA_SHARE * num))
         labels += [EXTRA_CODES[i % len(EXTRA_CODES)] for i in range(n_extra)]
         labels = [labels[i] for i in rng.permutation(len(labels))]
-        n_unknown = max(1, round(UNKNOWN_SHARE * len(labels)))
-        unknown = set(rng.choice(len(labels), size=n_unknown, replace=False).tolist())
-        utt_count: Dict[str, int] = {}
-        for i, label in enumerate(labels):
-            spk = split_speakers[i % n_spk]
-            utt_count[spk.spk_id] = utt_count.get(spk.spk_id, 0) + 1
-            name = f"MSP-PODCAST_{spk.spk_id}_{utt_count[spk.spk_id]:04d}.wav"
+        unknown = _unknown(len(labels), rng)
+        utterances = _utterances(split_speakers, len(labels))
+        for i, (label, (spk, name)) in enumerate(zip(labels, utterances)):
             # O/X utterances sound like one of the four classes.
             style = label if label in CLASSES else CLASSES[rng.integers(len(CLASSES))]
-            pitch_, range_, rate_, gain_, p_excl = PROSODY[style]
-            z = rng.standard_normal(4)
-            draw = [  # class mean + class sd * z + speaker offset
-                mu + sd * zi + off
-                for (mu, sd), zi, off in zip(
-                    (pitch_, range_, rate_, gain_), z, spk.offsets
-                )
-            ]
-            pitch = int(np.clip(round(draw[0]), 0, 99))
-            prange = int(np.clip(round(draw[1]), 10, 300))
-            rate = int(np.clip(round(draw[2]), 100, 280))
-            gain = float(draw[3])
-            order = tuple(int(x) for x in rng.permutation(len(SENTENCES)))
-            jobs.append(
-                Job(
-                    path=str(outdir / "Audios" / name),
-                    voice=spk.voice,
-                    pitch=pitch,
-                    pitch_range=prange,
-                    rate=rate,
-                    gain_db=round(gain, 2),
-                    exclaim=bool(rng.random() < p_excl),
-                    sentences=order,
-                    silences=tuple(float(x) for x in rng.uniform(*SILENCE, size=2)),
-                    floor_seed=int(rng.integers(2**32)),
-                )
-            )
-            # Arousal cues of this draw: louder, faster, wider pitch range.
-            cue = float((z[1] + z[2] + z[3]) / np.sqrt(3))
+            job, cue = _job(outdir / "Audios" / name, spk, style, rng)
+            jobs.append(job)
             aro, val, dom = _attributes(label, cue, rng)
             spk_id = "Unknown" if i in unknown else str(int(spk.spk_id))
             rows.append(
                 f"{name},{label},{aro:.1f},{val:.1f},{dom:.1f},{spk_id},"
                 f"{spk.gender},{split}"
             )
+    if num_unlabelled > 0:
+        pool_jobs, pool_rows = _plan_unlabelled(outdir, num_unlabelled, seed, speakers)
+        jobs += pool_jobs
+        rows += pool_rows
     return jobs, sorted(rows)
+
+
+def _plan_unlabelled(
+    outdir: Path, num: int, seed: int, taken: Sequence[Speaker]
+) -> Tuple[List[Job], List[str]]:
+    """The unlabelled Test3 pool of :func:`plan`: ``num`` utterances of speakers
+    disjoint from ``taken``, styles in the class shares, labels withheld."""
+    rng = np.random.default_rng((seed, UNLABELLED_STREAM))
+    split, n_spk = UNLABELLED_SPLIT
+    speakers = _speakers(rng, n_spk, taken)
+    styles = [c for c, k in zip(CLASSES, _allocate(num, CLASS_SHARE)) for _ in range(k)]
+    styles = [styles[i] for i in rng.permutation(len(styles))]
+    unknown = _unknown(num, rng)
+    jobs, rows = [], []
+    utterances = _utterances(speakers, num)
+    for i, (style, (spk, name)) in enumerate(zip(styles, utterances)):
+        jobs.append(_job(outdir / "Audios" / name, spk, style, rng)[0])
+        spk_id = "Unknown" if i in unknown else str(int(spk.spk_id))
+        rows.append(f"{name},,,,,{spk_id},{spk.gender},{split}")
+    return jobs, rows
 
 
 def generate(
@@ -385,12 +457,15 @@ def generate(
     num_test: int = 60,
     seed: int = 0,
     nj: int = 1,
+    num_unlabelled: int = 0,
 ) -> Path:
     """Write the corpus; returns the label file. Skips when ``<outdir>/.done``
     records the same options."""
     nums = (num_train, num_dev, num_test)
     if min(nums) < 1:
         raise MeritInputError(f"--num_train/--num_dev/--num_test {nums}: need >= 1")
+    if num_unlabelled < 0:
+        raise MeritInputError(f"--num_unlabelled {num_unlabelled}: need >= 0")
     if nj < 1:
         raise MeritInputError(f"--nj {nj}: need >= 1")
     if shutil.which("espeak-ng") is None:
@@ -399,16 +474,20 @@ def generate(
         )
     label_file = outdir / "Labels" / "labels_consensus.csv"
     # Version 2: version 1's breath voices could depend on libpulse's state.
-    stamp = json.dumps({"nums": nums, "seed": seed, "version": 2})
+    options = {"nums": nums, "seed": seed, "version": 2}
+    if num_unlabelled > 0:  # N = 0: the stamp of before the option (no regeneration)
+        options["num_unlabelled"] = num_unlabelled
+    stamp = json.dumps(options)
     done = outdir / ".done"
     if label_file.is_file() and done.is_file() and done.read_text() == stamp:
         logger.info(f"{outdir}: already generated with these options, skipping")
         if not (outdir / DETAILED_FILE).is_file():  # made before the file existed
-            write_detailed(outdir, plan(outdir.resolve(), nums, seed)[1], seed)
+            rows = plan(outdir.resolve(), nums, seed, num_unlabelled)[1]
+            write_detailed(outdir, rows, seed)
             logger.info(f"wrote the missing {outdir / DETAILED_FILE}")
         return label_file
     done.unlink(missing_ok=True)
-    jobs, rows = plan(outdir.resolve(), nums, seed)
+    jobs, rows = plan(outdir.resolve(), nums, seed, num_unlabelled)
     audio_dir = outdir / "Audios"
     audio_dir.mkdir(parents=True, exist_ok=True)
     # Files of an earlier, larger corpus would otherwise sit unlisted beside it.
@@ -546,6 +625,7 @@ def main(cmd=None):
             args.num_test,
             seed=args.seed,
             nj=args.nj,
+            num_unlabelled=args.num_unlabelled,
         )
     logger.info(f"wrote {label_file}")
 
