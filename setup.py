@@ -31,6 +31,8 @@ setup(
         "tensorboard",
         "matplotlib",
         "pyroomacoustics",  # the mini recipe's RIRs (local/make_mini_rir.py)
+        "librosa",  # --augmentation's pitch shift
+        "scipy",
     ],
     extras_require={
         "test": [

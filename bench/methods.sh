@@ -137,7 +137,7 @@ run_all() {  # run_all FUNCTION "ARGS" ...: at most ${parallel} at a time
 }
 
 rm -f "${expdir}"/logs/FAILED.*
-earlier=$(ls -d "${expdir}"/merit_*_seed*/decode 2>/dev/null | wc -l)  # scored: skipped
+earlier=$(compgen -G "${expdir}/merit_*_seed*/decode" | wc -l || true)  # scored: skipped
 [ "${earlier}" -gt 0 ] || earlier=""
 jobs_list=()
 for seed in ${seeds}; do

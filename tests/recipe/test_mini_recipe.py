@@ -30,7 +30,8 @@ def test_mini_recipe_end_to_end(tmp_path):
     env = dict(os.environ, MERIT_PYTHON=sys.executable, XDG_CACHE_HOME=str(tmp_path))
     cmd = [
         "./run.sh",
-        "--local_data_opts", "--num_train 40 --num_dev 12 --num_test 12 --nj 2",
+        "--local_data_opts",
+        "--num_train 40 --num_dev 12 --num_test 12 --num_unlabelled 6 --nj 2",
         "--test_snrs", "-5 10",
         "--step1_args", "--freeze_param frontend.upstream --max_epoch 1",
         "--train_args", "--max_epoch 1",
@@ -101,3 +102,26 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert again.returncode == 0, log[-3000:]
     assert "made from other options or inputs: training again" in log
     assert (exp / "2epoch.pth").is_file() and (exp / "1epoch.pth").is_file()
+
+    # MTL-AUG with the unlabelled pool (Test3): stage 1 combines it with the
+    # training set, stages 2-5 prepare only that set anew, training runs the
+    # four tasks on it (the pool's labels "-"), inference leaves the auxiliary
+    # tasks out.
+    semi = [*cmd[1:9], "--train_config", "conf/tuning/train_mtl_aug_tiny.yaml",
+            "--unlabelled_sets", "test3"]  # fmt: skip
+    again = subprocess.run(
+        ["./run.sh", "--stage", "1", "--stop_stage", "10", *semi],
+        cwd=recipe, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log[-3000:]
+    emotion = (recipe / "dump" / "raw" / "train_semi_sim" / "emotion").read_text()
+    assert emotion.count(" -\n") == 6 and len(emotion.splitlines()) == 46
+    exp = recipe / "exp" / "merit_train_mtl_aug_tiny"
+    train_log = (exp / "train.log").read_text()
+    assert "--augmentation noise_scp=" in train_log and "train_semi_sim" in train_log
+    assert "aug_acc=" in train_log and "recon_loss=" in train_log
+    manifest = json.loads(
+        (exp / "decode" / "test1_seen_snr-5" / "outputs.json").read_text()
+    )
+    assert set(manifest["tasks"]) == {"se", "ser"}

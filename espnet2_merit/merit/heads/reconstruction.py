@@ -98,7 +98,6 @@ def aligned(ref: SpecOutput, lengths: torch.Tensor, frames: int) -> SpecOutput:
         if n == 0 or n_ref == 0:
             continue
         seq = ref.spec[b, :n_ref].t()[None]  # (1, M, T')
-        out[b, :n] = F.interpolate(seq, size=n, mode="linear", align_corners=False)[
-            0
-        ].t()
+        seq = F.interpolate(seq, size=n, mode="linear", align_corners=False)
+        out[b, :n] = seq[0].t()
     return SpecOutput(out, lengths)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sparse MERIT on CREMA-D (acted emotions of 91 actors; 4 classes A S H N by
+# default, --local_data_opts "--classes 6" for all six: A S H F D N): noisy speech
+# from the noise pools of db.sh, step 1 with WavLM frozen, step 2 joint fine-tuning,
+# tests at -5/0/5/10 dB on seen and unseen noise. Train/dev/test are disjoint in
+# actors (seeded, sex-balanced: data/actor_split.txt; --split_file to reuse one).
+#   ./run.sh --stage 1 --stop_stage 13
+# Baselines: ./run.sh --train_config conf/naive_mtl.yaml (or dense_merit, ser_only,
+# se_only); the SE pre-processing baseline classifies an SE-only model's output:
+#   ./run.sh --train_config conf/ser_only.yaml --enh_exp exp/merit_se_only --stage 9
+set -euo pipefail
+
+. ./db.sh
+
+train_config=conf/sparse_merit.yaml
+
+./merit.sh \
+    --local_data_opts "--classes 4" \
+    --noise_seen_dirs "${NOISE_SEEN_DIRS}" \
+    --noise_unseen_dirs "${NOISE_UNSEEN_DIRS}" \
+    --rir_seen_dirs "${RIR_SEEN_DIRS}" --rir_unseen_dirs "${RIR_UNSEEN_DIRS}" \
+    --train_set train --valid_set dev --test_sets test \
+    --train_snr 5 --test_snrs "-5 0 5 10" \
+    --min_sec 1.0 --max_sec 20.0 \
+    --step1_config same \
+    --train_config "${train_config}" \
+    --ngpu 1 --nj 16 --inference_nj 8 --gpu_inference true \
+    "$@"

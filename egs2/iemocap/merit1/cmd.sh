@@ -1,0 +1,1 @@
+../../TEMPLATE/merit1/cmd.sh
