@@ -22,7 +22,8 @@
 # them: seen and unseen rooms, seen noise, 5 dB), then tabulated by
 # bench/methods_table.py (the reverberant sets in a second table).
 #
-#   bash bench/methods.sh                    # 38 min on 2 cores (11 systems x 3 seeds)
+#   bash bench/methods.sh                    # 84 min on 2 cores (14 systems x 3 seeds)
+#   bash bench/methods.sh --systems "mtl_aug mtl_aug_pool"   # a part (the table shows all runs)
 #   bash bench/methods.sh --seeds "7" --step2_epochs 2   # a quick look
 #
 # Runs in the mini recipe's directory with its own --expdir, so the corpus (stages
