@@ -193,7 +193,7 @@ def test_methods_sh_systems_have_labels_and_valid_fusion_options():
     from espnet2_merit.merit.fusion.sparse_moe import SparseMoEFusion
 
     script = (REPO / "bench" / "methods.sh").read_text()
-    systems = re.search(r'^systems="([^"]+)"', script, re.M).group(1).split()
+    systems = re.search(r'^all_systems="([^"]+)"', script, re.M).group(1).split()
     assert set(systems) == {exp for exp, _ in table.SYSTEMS.values()} | {"se_only"}
     extra = dict(re.findall(r'^\s+\[(\w+)\]="(--fusion_conf[^"]*)"', script, re.M))
     assert {"sparse_shared", "sparse_topp"} <= set(extra) <= set(systems)
