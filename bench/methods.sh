@@ -70,6 +70,7 @@ declare -A config=(
     [sparse_bfs]=conf/tuning/train_sparse_merit_tiny.yaml
     [mtl_aug]=conf/tuning/train_mtl_aug_tiny.yaml
     [mtl_aug_pool]=conf/tuning/train_mtl_aug_tiny.yaml
+    [challenge]=conf/tuning/train_challenge_8class_attr_tiny.yaml
 )
 declare -A extra=(
     [sparse_hard]="--fusion_conf router_grad=none"
@@ -85,7 +86,7 @@ declare -A recipe_opts=(
 )
 # systems trained in one step (their schedule starts with the SSL model frozen)
 declare -A one_step=([shared_cascade]=1)
-all_systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws sparse_shared sparse_topp sparse_dm shared_cascade sparse_bfs mtl_aug mtl_aug_pool"
+all_systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws sparse_shared sparse_topp sparse_dm shared_cascade sparse_bfs mtl_aug mtl_aug_pool challenge"
 systems=${systems:-${all_systems}}
 for system in ${systems}; do
     [[ " ${all_systems} " == *" ${system} "* ]] || { echo "unknown system ${system} (of: ${all_systems})" >&2; exit 2; }

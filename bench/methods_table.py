@@ -71,6 +71,7 @@ SYSTEMS = {
     ),
     "MTL-AUG on sparse MERIT (TAFFC 2023)": ("mtl_aug", "decode"),
     "MTL-AUG, + unlabelled pool": ("mtl_aug_pool", "decode"),
+    "challenge config: + attributes, Mish (IS 2025)": ("challenge", "decode"),
 }
 REFERENCES = ("SE pre-processing", "naive MTL")
 Column = Tuple[str, Metric]  # (task, headline metric)

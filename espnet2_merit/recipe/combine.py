@@ -37,53 +37,50 @@ logger = logging.getLogger(PROG)
 def combine(
     labelled: Path, unlabelled: Sequence[Path], out_dir: Path
 ) -> Dict[str, int]:
-    """Write the combined directory; returns set name -> utterances."""
+    """Write the combined directory; returns set directory -> utterances."""
     if not unlabelled:
         raise MeritInputError("give at least one --unlabelled set")
     sets = [Path(labelled), *map(Path, unlabelled)]
     if Path(out_dir).resolve() in {d.resolve() for d in sets}:
         raise MeritInputError(f"the output dir {out_dir} must differ from the inputs")
     owner: Dict[str, Path] = {}
-    counts = {}
     for d in sets:
-        utts = read_kaldi(d / "wav.scp")
-        for utt in utts:
+        for utt in read_kaldi(d / "wav.scp"):
             if utt in owner:
                 raise MeritInputError(
                     f"utterance '{utt}' is in both {owner[utt]} and {d}: "
                     "utterance ids must be unique across the combined sets"
                 )
             owner[utt] = d
-        counts[d.name] = len(utts)
+    labelled, pools = sets[0], sets[1:]
+    unlabelled_utts = {u: NO_TARGET for u, d in owner.items() if d != labelled}
     for name in KEYED_FILES:
         present = [d for d in sets if (d / name).is_file()]
         if name in LABEL_FILES:
-            for pool in present[1:] if labelled in present else present:
-                logger.warning(f"{pool / name}: the pool's labels are left out")
-            if (labelled / name).is_file():
-                table = read_kaldi(labelled / name)
-                for pool in sets[1:]:
-                    table.update({u: NO_TARGET for u in read_kaldi(pool / "wav.scp")})
+            for pool in pools:
+                if (pool / name).is_file():
+                    logger.warning(f"{pool / name}: the pool's labels are left out")
+            if labelled in present:
+                table = {**read_kaldi(labelled / name), **unlabelled_utts}
                 write_kaldi(out_dir / name, table)
             else:
                 (out_dir / name).unlink(missing_ok=True)
-            continue
-        if present and len(present) != len(sets):
+        elif not present:
+            (out_dir / name).unlink(missing_ok=True)
+        elif len(present) != len(sets):
             missing = [str(d) for d in sets if d not in present]
             raise MeritInputError(
                 f"{present[0] / name} exists but {', '.join(missing)} has no {name}: "
                 "the combined sets need the same per-utterance files"
             )
-        if not present:
-            (out_dir / name).unlink(missing_ok=True)
-            continue
-        table = {}
-        for d in sets:
-            table.update(read_kaldi(d / name))
-        write_kaldi(out_dir / name, table)
+        else:
+            table = {}
+            for d in sets:
+                table.update(read_kaldi(d / name))
+            write_kaldi(out_dir / name, table)
+    counts = {str(d): sum(o == d for o in owner.values()) for d in sets}
     logger.info(
-        f"{out_dir}: "
-        + ", ".join(f"{n} {c}" for n, c in counts.items())
-        + f" utterances ({sum(counts.values()) - counts[sets[0].name]} unlabelled)"
+        f"{out_dir}: {len(owner)} utterances, {len(unlabelled_utts)} of them "
+        f"unlabelled ({', '.join(f'{d} {n}' for d, n in counts.items())})"
     )
     return counts

@@ -37,6 +37,7 @@ as in dynamic mixing: a resumed run, another worker or rank see the same
 augmentation.
 """
 
+import functools
 import inspect
 import math
 from fractions import Fraction
@@ -151,15 +152,14 @@ class Augmenter:
         """
         kind, rng = self.draw(uid, epoch)
         speech = np.asarray(speech, dtype=np.float32)
+        change = None  # speed and pitch: the same change of every waveform
         if kind == "speed":
             factor = self.speed_factors[int(rng.integers(len(self.speed_factors)))]
-            change = lambda x: _speed(x, factor)  # noqa: E731
+            change = functools.partial(_speed, factor=factor)
         elif kind == "pitch":
             steps = int(rng.integers(1, self.pitch_semitones + 1))
             steps *= 1 if rng.random() < 0.5 else -1
-            change = lambda x: _pitch(x, self.fs, steps)  # noqa: E731
-        else:
-            change = None
+            change = functools.partial(_pitch, fs=self.fs, steps=steps)
         if change is not None:
             return change(speech), {k: change(v) for k, v in references.items()}, kind
         if kind == "noise":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import soundfile
-from merit_testing import REPO, copy_recipe, load_local
+from merit_testing import REPO, copy_recipe, load_local, noise_env
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.utils.datadir import read_kaldi
@@ -420,27 +420,14 @@ def test_recipe_stage_1_per_fold(corpus, tmp_path):
 def test_recipe_stages_1_to_5(tmp_path):
     """One fold of run.sh on a miniature (default durations) and generated noise,
     through simulation, formatting, filtering and labels."""
-    import numpy as np
-
     root = tmp_path / "IEMOCAP_full_release"
     mini.make_corpus(root, utts_per_dialog=6, seed=1)
-    rng = np.random.default_rng(0)
-    noise = {}
-    for kind in ("hum", "hiss", "babble"):
-        (tmp_path / "noise" / kind).mkdir(parents=True)
-        for i in range(5):
-            soundfile.write(
-                tmp_path / "noise" / kind / f"{i}.wav",
-                0.05 * rng.standard_normal(16000 * 2), 16000,
-            )  # fmt: skip
-        noise[kind] = str(tmp_path / "noise" / kind)
     recipe = copy_recipe(REPO / "egs2" / "iemocap" / "merit1", tmp_path / "r")
     env = dict(
         os.environ,
         MERIT_PYTHON=sys.executable,
         IEMOCAP=str(root),
-        NOISE_SEEN_DIRS=f"{noise['hum']} {noise['hiss']}",
-        NOISE_UNSEEN_DIRS=noise["babble"],
+        **noise_env(tmp_path / "noise"),
     )
     out = subprocess.run(
         ["./run.sh", "--folds", "3", "--stage", "1", "--stop_stage", "5",

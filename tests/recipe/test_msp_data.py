@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from merit_testing import MSP_LOCAL, REPO, copy_recipe, load_local
+from merit_testing import MSP_LOCAL, REPO, copy_recipe, load_local, noise_env
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.utils.datadir import read_kaldi
@@ -247,23 +247,12 @@ def test_msp_podcast_recipe_stages_1_to_5(tmp_path):
     generated noise directories, through data preparation, simulation, formatting,
     filtering and labels."""
     corpus = make_corpus(tmp_path / "msp", seconds=1.5)
-    rng = np.random.default_rng(0)
-    noise = {}
-    for kind in ("hum", "hiss", "babble"):
-        (tmp_path / "noise" / kind).mkdir(parents=True)
-        for i in range(5):
-            soundfile.write(
-                tmp_path / "noise" / kind / f"{i}.wav",
-                0.05 * rng.standard_normal(16000 * 2), 16000,
-            )  # fmt: skip
-        noise[kind] = str(tmp_path / "noise" / kind)
     recipe = copy_recipe(REPO / "egs2" / "msp_podcast" / "merit1", tmp_path / "r")
     env = dict(
         os.environ,
         MERIT_PYTHON=sys.executable,
         MSP_PODCAST=str(corpus),
-        NOISE_SEEN_DIRS=f"{noise['hum']} {noise['hiss']}",
-        NOISE_UNSEEN_DIRS=noise["babble"],
+        **noise_env(tmp_path / "noise"),
     )
     out = subprocess.run(
         ["./run.sh", "--stage", "1", "--stop_stage", "5", "--nj", "2",
