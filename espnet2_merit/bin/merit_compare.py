@@ -87,7 +87,8 @@ def main(cmd=None):
         "relative change over each reference, (x - ref) / |ref| x 100 %, and the "
         "two-sided p-value of a paired test on the same utterances; "
         f"`*`: p < {args.alpha}.",
-        "- F1-macro: approximate randomization test (each utterance's two "
+        "- F1-macro (and the ICBHI score where it was scored): approximate "
+        "randomization test (each utterance's two "
         f"predictions swapped at random, {args.rounds} rounds, seed {args.seed}; "
         "exact enumeration when the systems disagree on few utterances).",
         "- SSNR, PESQ, STOI (enhanced output; see each system's RESULTS.md for the "

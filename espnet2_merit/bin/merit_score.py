@@ -14,7 +14,16 @@ writes ``per_utt.tsv``, ``summary.json`` and ``confusion_<task>.png``
     python -m espnet2_merit.bin.merit_score --results exp/m
 
 writes ``exp/m/RESULTS.md`` and ``exp/m/images/expert_usage_*.png``
-(``espnet2_merit.scoring.results``) and prints the tables.
+(``espnet2_merit.scoring.results``) and prints the tables. Another corpus's test
+sets (cross-corpus) are scored through label maps
+(``espnet2_merit.scoring.cross_corpus``):
+
+    python -m espnet2_merit.bin.merit_score \
+        --ref_dir ../../crema_d/merit1/dump/raw/test_seen_snr5 \
+        --hyp_dir exp/m/decode/cross_crema_d_test_seen_snr5 \
+        --out_dir exp/m/decode/cross_crema_d_test_seen_snr5/score \
+        --cross_label_map ../../crema_d/merit1/conf/label_map_shared4.txt \
+        --cross_model_map conf/label_map_shared4.txt --cross_corpus crema_d
 """
 
 import argparse
@@ -52,12 +61,32 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--nj", type=int, default=1, help="Processes for SE metrics")
     parser.add_argument(
-        "--metrics", nargs="+", help="Registered metrics to compute (default: all)"
+        "--metrics",
+        nargs="+",
+        help="Registered metrics to compute; 'default' stands for every default "
+        "one, e.g. --metrics default icbhi_se icbhi_sp icbhi_score (the ICBHI "
+        "scores are off by default). Default: the default metrics",
     )
     parser.add_argument(
         "--submission",
         help="Challenge format (msp_podcast): write a submission file for every "
         "task of a set without references",
+    )
+    parser.add_argument(
+        "--cross_label_map",
+        type=Path,
+        help="Cross-corpus sets: the test corpus's label map ('<class> <shared "
+        "class>' lines); the emotion task is scored over the shared classes "
+        "(espnet2_merit.scoring.cross_corpus)",
+    )
+    parser.add_argument(
+        "--cross_model_map",
+        type=Path,
+        help="With --cross_label_map: the label map of the model's classes "
+        "(default: the model's classes are the shared classes)",
+    )
+    parser.add_argument(
+        "--cross_corpus", default="", help="With --cross_label_map: its corpus name"
     )
     parser.add_argument(
         "--force", action="store_true", help="Rescore even if the score is current"
@@ -105,13 +134,28 @@ def main(cmd=None):
             )
         if args.nj < 1:
             parser.error("--nj must be >= 1")
+        cross = None
+        if args.cross_label_map is not None:
+            from espnet2_merit.scoring.cross_corpus import CrossSpec, read_label_map
+
+            model_map = args.cross_model_map
+            cross = CrossSpec(
+                read_label_map(args.cross_label_map),
+                None if model_map is None else read_label_map(model_map),
+                args.cross_corpus,
+            )
+        elif args.cross_model_map is not None or args.cross_corpus:
+            parser.error("--cross_model_map and --cross_corpus need --cross_label_map")
         for ref_dir, hyp_dir, out_dir in zip(args.ref_dir, args.hyp_dir, args.out_dir):
-            if not args.force and up_to_date(out_dir, args.metrics, args.submission):
+            if not args.force and up_to_date(
+                out_dir, args.metrics, args.submission, cross
+            ):
                 logger.info(f"{out_dir}: scores are up to date, skipped")
                 continue
             summary = score_set(
-                ref_dir, hyp_dir, out_dir, args.nj, args.metrics, args.submission
-            )
+                ref_dir, hyp_dir, out_dir, args.nj, args.metrics, args.submission,
+                cross,
+            )  # fmt: skip
             logger.info(f"{hyp_dir.name}: {one_line(summary)}")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.merit.heads.targets import NO_TARGET
 from espnet2_merit.scoring.registry import Metric
 from espnet2_merit.scoring.results import (
     format_snr,
@@ -40,17 +41,18 @@ logger = logging.getLogger(__name__)
 SMALL_DB = 1.0  # |reference| below this many dB: the percentage is flagged
 
 
-def parse_systems(words: Sequence[str]) -> Dict[str, Path]:
-    """``name=dir`` words -> {name: dir}, in the given order."""
+def parse_systems(words: Sequence[str], option: str = "--systems") -> Dict[str, Path]:
+    """``name=dir`` words (of ``option``, for messages) -> {name: dir}, in the
+    given order."""
     systems: Dict[str, Path] = {}
     for w in words:
         name, sep, path = w.partition("=")
         if not sep or not name or not path:
-            raise MeritInputError(f"--systems: expected name=dir, got '{w}'")
+            raise MeritInputError(f"{option}: expected name=dir, got '{w}'")
         if name in systems:
-            raise MeritInputError(f"--systems: name '{name}' given twice")
+            raise MeritInputError(f"{option}: name '{name}' given twice")
         if not Path(path).is_dir():
-            raise MeritInputError(f"--systems: {name}: no such directory {path}")
+            raise MeritInputError(f"{option}: {name}: no such directory {path}")
         systems[name] = Path(path)
     return systems
 
@@ -127,6 +129,8 @@ def paired_test(
                 f"class lists {classes} and {other} for task '{task}'"
             )
         col = f"{task}_ref"
+        # A cross-corpus set's utterances of unmapped classes are not scored.
+        utts = [u for u in utts if a.rows[u][col] != NO_TARGET]
         refs = [a.rows[u][col] for u in utts]
         diff = [u for u, r in zip(utts, refs) if b.rows[u][col] != r]
         if diff:

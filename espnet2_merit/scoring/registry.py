@@ -10,6 +10,13 @@ list. Each row scores one target kind:
   value names;
 - ``waveform``: a per-utterance score from (clean, test, fs, utt), averaged over
   utterances, reported for the enhanced output and for the noisy input.
+
+A row with ``default=False`` (the ICBHI challenge's scores, which only mean
+something for a corpus whose classes are normal vs abnormal) is computed only
+when a selection names it: ``--metrics default icbhi_score`` (``default``: every
+default row) or ``merit.sh --score_metrics``. Without a selection, scoring
+computes the default rows; tables and comparisons show every row some scored set
+has a value for, so they follow what was scored.
 """
 
 import copy
@@ -30,6 +37,8 @@ class Metric(NamedTuple):
     test: Optional[str] = None  # paired test: "randomization" | "wilcoxon" | None
     headline: bool = False  # one of the columns of comparisons
     unit: str = ""  # "dB": comparisons add the absolute difference
+    default: bool = True  # computed without a selection naming it (False: only
+    # when named, e.g. the ICBHI scores, whose class list must hold "N")
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,6 +61,14 @@ def _classification(key: str) -> Callable:
     return score
 
 
+def _icbhi(key: str) -> Callable:
+    def score(ref, hyp, classes) -> float:
+        details = _classification_of(tuple(ref), tuple(hyp), tuple(classes))
+        return ser.icbhi_scores(details["confusion_matrix"], classes)[key]
+
+    return score
+
+
 def _ccc_mean(ref: np.ndarray, hyp: np.ndarray, names: Sequence[str]) -> float:
     return ser.attribute_metrics(ref, hyp, list(names))["ccc_mean"]
 
@@ -62,7 +79,7 @@ def _ssnr(clean, test, fs, utt=None) -> float:
 
 _RANDOMIZATION, _WILCOXON = "randomization", "wilcoxon"
 METRICS: List[Metric] = [
-    # name, header, digits, kind, function, paired test, headline, unit
+    # name, header, digits, kind, function, paired test, headline, unit, default
     Metric("f1_macro", "F1-macro", 4, "label", _classification("f1_macro"),
            _RANDOMIZATION, True),
     Metric("f1_micro", "F1-micro", 4, "label", _classification("f1_micro"),
@@ -73,6 +90,12 @@ METRICS: List[Metric] = [
            _classification("precision_macro"), _RANDOMIZATION),
     Metric("recall_macro", "R-macro", 4, "label", _classification("recall_macro"),
            _RANDOMIZATION),
+    Metric("icbhi_se", "ICBHI Se", 4, "label", _icbhi("icbhi_se"),
+           _RANDOMIZATION, default=False),
+    Metric("icbhi_sp", "ICBHI Sp", 4, "label", _icbhi("icbhi_sp"),
+           _RANDOMIZATION, default=False),
+    Metric("icbhi_score", "ICBHI score", 4, "label", _icbhi("icbhi_score"),
+           _RANDOMIZATION, True, default=False),
     Metric("ccc_mean", "CCC mean", 4, "vector", _ccc_mean, None, True),
     Metric("ssnr", "SSNR", 2, "waveform", _ssnr, _WILCOXON, True, "dB"),
     Metric("pesq", "PESQ", 3, "waveform", se.pesq_wb, _WILCOXON, True),
@@ -87,20 +110,41 @@ def all_names() -> List[str]:
     return [m.name for m in METRICS]
 
 
-def metrics_of(kind: str, names: Optional[Sequence[str]] = None) -> List[Metric]:
-    """The registered metrics of a target kind (only ``names`` if given)."""
-    return [m for m in METRICS if m.kind == kind and (names is None or m.name in names)]
+DEFAULT = "default"  # in a selection: every row with ``default``
 
 
-def check_names(selected: Optional[Sequence[str]]) -> None:
-    """An error naming every entry of ``selected`` that is not a metric."""
+def selected(names: Optional[Sequence[str]] = None) -> List[str]:
+    """The metric names a selection stands for, in registry order: the default
+    rows when ``names`` is empty or None, else the rows ``names`` gives, plus
+    every default row where it holds ``"default"``."""
+    check_names(names)
+    wanted = set(names or [DEFAULT])
+    return [
+        m.name for m in METRICS if m.name in wanted or (DEFAULT in wanted and m.default)
+    ]
+
+
+def metrics_of(
+    kind: str, names: Optional[Sequence[str]] = None, every: bool = False
+) -> List[Metric]:
+    """The registered metrics of a target kind: those of the selection ``names``
+    (``selected``: the default rows when None), or every row with ``every`` (what
+    tables list, keeping the columns that some scored set has)."""
+    chosen = set(all_names() if every else selected(names))
+    return [m for m in METRICS if m.kind == kind and m.name in chosen]
+
+
+def check_names(names: Optional[Sequence[str]]) -> None:
+    """An error naming every entry of ``names`` that is neither a metric nor
+    ``"default"``."""
     known = all_names()
-    unknown = [n for n in selected or [] if n not in known]
+    unknown = [n for n in names or [] if n not in known and n != DEFAULT]
     if unknown:
         from espnet2_merit.errors import MeritInputError
 
         raise MeritInputError(
-            f"--metrics: {unknown} are not metrics (registered: {known})"
+            f"--metrics: {unknown} are not metrics (registered: {known}, or "
+            f"'{DEFAULT}' for every default one)"
         )
 
 

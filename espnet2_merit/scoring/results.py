@@ -23,6 +23,7 @@ from espnet2_merit.errors import MeritInputError
 from espnet2_merit.scoring import registry
 from espnet2_merit.scoring.plots import plot_usage
 from espnet2_merit.scoring.se import SSNR_DEFINITION
+from espnet2_merit.scoring.ser import ICBHI_DEFINITION, ICBHI_NAMES
 from espnet2_merit.scoring.set_scoring import read_floats, task_value
 from espnet2_merit.utils.datadir import atomic_write_text, read_kaldi
 
@@ -84,7 +85,8 @@ def result_columns(summaries: Dict[str, Dict]) -> List[Column]:
     columns: List[Column] = [("utts", lambda s: s.get("num_utts"), 0)]
     for task, kind in tasks.items():
         prefix = f"{task} " if kinds.count(kind) > 1 else ""
-        for m in registry.metrics_of(kind):
+        # Every row: a column no set has a value for is left out of the table.
+        for m in registry.metrics_of(kind, every=True):
             if kind == "waveform":
                 for noisy, short in ((False, "enh"), (True, "noisy")):
                     columns.append(
@@ -222,7 +224,9 @@ def write_results(
         raise MeritInputError(
             f"{decode_dir}: no scored set (*/score/summary.json); run merit_score first"
         )
-    groups, other = group_sets(summaries)
+    # Another corpus's sets scored through label maps: tables of their own.
+    cross = {n: s for n, s in summaries.items() if "cross_corpus" in s}
+    groups, other = group_sets(n for n in summaries if n not in cross)
     tables = []
     # dry groups first, then the reverberant ones
     for (test, noise), sets in sorted(
@@ -237,11 +241,13 @@ def write_results(
     if other:
         rows = [(name, name) for name in other]
         tables.append(f"### Other sets\n\n{_results_table(summaries, rows, 'set')}")
+    tables += cross_tables({n: summaries[n] for n in cross})
     main_tables = "\n\n".join(tables)
 
     usage_text = _usage_section(out_dir, decode_dir, groups, summaries)
     scored = {}  # task -> its result in some set (kind, classes, names)
-    for summary in summaries.values():
+    # The model's own sets first: a cross-corpus set's classes are the shared ones.
+    for summary in sorted(summaries.values(), key=lambda s: "cross_corpus" in s):
         for task, result in summary.get("tasks", {}).items():
             if "scores" in result:
                 scored.setdefault(task, result)
@@ -254,6 +260,10 @@ def write_results(
                 "of the list counts), F1-micro, accuracy, macro precision and recall "
                 f"(scikit-learn); classes {', '.join(details.get('classes', []))}."
             )
+            if any(n in result["scores"] for n in ICBHI_NAMES):
+                metric_lines.append(f"  {ICBHI_DEFINITION}")
+            if cross:
+                metric_lines.append(f"  Cross-corpus sets: {CROSS_DEFINITION}")
         elif kind == "vector":
             names = ", ".join(details.get("ccc", {}))
             metric_lines.append(
@@ -310,6 +320,61 @@ def write_results(
         text += ["", usage_text]
     atomic_write_text(out_dir / "RESULTS.md", "\n".join(text) + "\n")
     return main_tables
+
+
+CROSS_DEFINITION = (
+    "the references through the test corpus's label map and the predictions "
+    "through the model's, over the shared classes: the predicted class is the "
+    "shared class whose model classes have the largest summed posterior (a model "
+    "class that is not mapped is never predicted); utterances whose reference "
+    "class is not mapped are left out of the label scores (counted below each "
+    "table), and scored in full by the other tasks."
+)
+
+
+def cross_tables(summaries: Dict[str, Dict]) -> List[str]:
+    """Markdown sections of cross-corpus sets (summaries with ``cross_corpus``):
+    per test corpus and maps, its sets grouped as the model's own, titled with
+    the corpus and the maps, with the utterances left out per set."""
+    from espnet2_merit.scoring.cross_corpus import PREFIX, title
+
+    by_maps: Dict[str, List[str]] = defaultdict(list)
+    for name, summary in summaries.items():
+        by_maps[json.dumps(summary["cross_corpus"], sort_keys=True)].append(name)
+    out = []
+    for key, names in sorted(by_maps.items()):
+        cross = json.loads(key)
+        corpus = cross.get("corpus") or "another corpus"
+        strip = f"{PREFIX}{cross['corpus']}_" if cross.get("corpus") else PREFIX
+        short = {n: n[len(strip) :] if n.startswith(strip) else n for n in names}
+        groups, other = group_sets(short.values())
+        full = {v: k for k, v in short.items()}
+        sections = []
+        for (test, noise), sets in groups.items():
+            rows = [(format_snr(snr), full[n]) for snr, n in sets]
+            sections.append((group_title(test, noise), rows, "SNR (dB)"))
+        if other:
+            sections.append(("other sets", [(n, full[n]) for n in other], "set"))
+        for heading, rows, first in sections:
+            left = []
+            for label, name in rows:
+                for task, result in summaries[name].get("tasks", {}).items():
+                    if result.get("left_out"):
+                        counts = ", ".join(
+                            f"{c} {n}" for c, n in result["left_out"].items()
+                        )
+                        where = f"{label} dB" if first == "SNR (dB)" else label
+                        left.append(f"{where}: {counts} ({task})")
+            note = (
+                "Left out (class not mapped): " + "; ".join(left) + "."
+                if left
+                else "No utterance left out."
+            )
+            out.append(
+                f"### Cross-corpus ({corpus}): {heading}\n\n{title(cross)}.\n\n"
+                f"{_results_table(summaries, rows, first)}\n\n{note}"
+            )
+    return out
 
 
 ROUTING_COLUMNS = (  # summary["routing"][task] key -> column

@@ -136,3 +136,91 @@ def attribute_metrics(
         "ccc": values,
         "ccc_mean": float(np.mean(list(values.values()))),
     }
+
+
+# ICBHI 2017 challenge (Rocha et al., "An open access database for the evaluation
+# of respiratory sound classification algorithms", Physiol. Meas. 40, 2019).
+ICBHI_NORMAL = "N"
+ICBHI_NAMES = ("icbhi_se", "icbhi_sp", "icbhi_score")
+ICBHI_DEFINITION = (
+    "ICBHI 2017 challenge scores (Rocha et al., Physiol. Meas. 40, 035001, 2019): "
+    f"sensitivity Se = correctly classified abnormal cycles (every class but "
+    f"'{ICBHI_NORMAL}': crackle, wheeze, both) / abnormal cycles, an abnormal cycle "
+    "counting as correct only when its exact class is predicted (wheeze for a "
+    f"'both' cycle is wrong); specificity Sp = correctly classified '{ICBHI_NORMAL}' "
+    "(normal) cycles / normal cycles; ICBHI score = (Se + Sp) / 2. From the "
+    "confusion matrix; 0 where a set has no cycle of the kind."
+)
+
+
+def icbhi_from_counts(
+    correct: np.ndarray,
+    support: np.ndarray,
+    classes: Sequence[str],
+    normal: str = ICBHI_NORMAL,
+) -> Dict[str, np.ndarray]:
+    """ICBHI sensitivity, specificity and score from per-class counts, vectorised
+    over leading dimensions (the randomization test's rounds).
+
+    Args:
+        correct: (..., C) correctly classified references per class (the
+            confusion matrix's diagonal).
+        support: (C,) references per class.
+        classes: (C,) the class list; it must hold ``normal``.
+        normal: The negative (normal) class; every other class is abnormal.
+
+    Returns:
+        ``icbhi_se``, ``icbhi_sp``, ``icbhi_score``: (...) arrays; a ratio with
+        no reference cycle is 0 (scikit-learn's ``zero_division=0``).
+    """
+    classes = list(classes)
+    if normal not in classes:
+        raise MeritInputError(
+            f"ICBHI score: the class list {classes} has no normal class "
+            f"'{normal}' (specificity counts its cycles, sensitivity all others)"
+        )
+    correct = np.asarray(correct, np.float64)
+    support = np.asarray(support, np.float64)
+    n = classes.index(normal)
+    abnormal = np.arange(len(classes)) != n
+
+    def ratio(num, den):
+        return np.divide(num, den, out=np.zeros(np.shape(num)), where=den > 0)
+
+    se = ratio(correct[..., abnormal].sum(-1), support[abnormal].sum())
+    sp = ratio(correct[..., n], support[n])
+    return {"icbhi_se": se, "icbhi_sp": sp, "icbhi_score": (se + sp) / 2}
+
+
+def icbhi_scores(
+    confusion: Sequence[Sequence[int]],
+    classes: Sequence[str],
+    normal: str = ICBHI_NORMAL,
+) -> Dict[str, float]:
+    """The ICBHI challenge's sensitivity, specificity and score of a set
+    (``ICBHI_DEFINITION``).
+
+    Args:
+        confusion: (C, C) counts, rows reference, columns prediction, in
+            ``classes`` order (``classification_metrics``' ``confusion_matrix``).
+        classes: (C,) the class list; it must hold ``normal``.
+        normal: The normal class.
+
+    Returns:
+        {"icbhi_se", "icbhi_sp", "icbhi_score"}: floats in [0, 1].
+    """
+    confusion = np.asarray(confusion, np.float64)
+    if confusion.shape != (len(classes), len(classes)):
+        raise MeritInputError(
+            f"ICBHI score: a {confusion.shape} confusion matrix for the "
+            f"{len(classes)} classes {list(classes)}"
+        )
+    support = confusion.sum(1)
+    scores = icbhi_from_counts(np.diag(confusion), support, classes, normal)
+    if normal in classes:
+        n = list(classes).index(normal)
+        if support[n] == 0:
+            logger.warning(f"ICBHI score: no '{normal}' cycle: specificity 0")
+        if support.sum() == support[n]:
+            logger.warning("ICBHI score: no abnormal cycle: sensitivity 0")
+    return {k: float(v) for k, v in scores.items()}

@@ -24,7 +24,9 @@ import soundfile
 from tqdm import tqdm
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.merit.heads.targets import NO_TARGET
 from espnet2_merit.scoring import registry, ser
+from espnet2_merit.scoring.cross_corpus import CrossSpec
 from espnet2_merit.scoring.se import SSNR_DEFINITION
 from espnet2_merit.utils.datadir import (
     MANIFEST,
@@ -37,6 +39,7 @@ from espnet2_merit.utils.datadir import (
 logger = logging.getLogger(__name__)
 NOISY_CACHE = "noisy_scores.json"
 KINDS = ("label", "vector", "waveform")
+CROSS_TARGET = "emotion"  # the label target that cross-corpus maps apply to
 
 
 # ------------------------------------------------------------------ file helpers
@@ -292,21 +295,88 @@ class _Set:
         self.inputs: List[Path] = []
 
 
-def _label_task(s: _Set, task: str, target: Dict, ref: Path, hyp: Path, metrics):
+def _label_task(
+    s: _Set, task: str, target: Dict, ref: Path, hyp: Path, metrics, cross=None
+):
     ref_table, hyp_table = read_kaldi(ref), read_kaldi(hyp)
     check_keys(ref_table, s.keys, ref, allow_extra=True)
     check_keys(hyp_table, s.keys, hyp)
     refs = [ref_table[k] for k in s.keys]
     hyps = [hyp_table[k] for k in s.keys]
-    classes = list(target.get("classes") or sorted(set(refs)))
-    # Labels outside the class list: an error naming the line, never dropped.
-    for path in (ref, hyp):
-        _check_labels(path, set(s.keys), classes, task)
+    extra: Dict = {}
+    if cross is not None and target.get("name") == CROSS_TARGET:
+        refs, hyps, classes, extra = _cross_labels(s, task, target, refs, hyp, cross)
+    else:
+        classes = list(target.get("classes") or sorted(set(refs)))
+        # Labels outside the class list: an error naming the line, never dropped.
+        for path in (ref, hyp):
+            _check_labels(path, set(s.keys), classes, task)
+        s.columns[f"{task}_ref"], s.columns[f"{task}_hyp"] = refs, hyps
     details = registry.label_details(refs, hyps, classes)
-    scores = {m.name: float(m.fn(refs, hyps, classes)) for m in metrics}
-    s.summary["tasks"][task] = {**_head(target), "scores": scores, "details": details}
-    s.columns[f"{task}_ref"], s.columns[f"{task}_hyp"] = refs, hyps
+    scores = {}
+    for m in metrics:
+        try:
+            scores[m.name] = float(m.fn(refs, hyps, classes))
+        except MeritInputError as e:  # e.g. the ICBHI score without a class "N"
+            raise MeritInputError(
+                f"{ref}: task '{task}' (classes from {hyp.parent / MANIFEST}): "
+                f"metric {m.name}: {e}"
+            ) from None
+    s.summary["tasks"][task] = {
+        **_head(target),
+        "scores": scores,
+        "details": details,
+        **extra,
+    }
     s.inputs += [ref, hyp]
+
+
+def _cross_labels(s: _Set, task: str, target: Dict, labels, hyp: Path, spec):
+    """A cross-corpus label task (``espnet2_merit.scoring.cross_corpus``): the
+    references through the test corpus's map (unmapped ones left out), the
+    predictions from the posteriors summed per shared class. Returns the scored
+    (references, predictions), the shared classes and the summary's additions;
+    the per-utterance columns hold every utterance (``-``: left out)."""
+    manifest = hyp.parent / MANIFEST
+    if not target.get("classes"):
+        raise MeritInputError(f"{manifest}: task '{task}' lists no classes")
+    try:
+        cross = spec.resolve(target["classes"])
+    except MeritInputError as e:
+        raise MeritInputError(f"{e} (the model's classes: {manifest})") from None
+    post = hyp.with_name(hyp.name + "_posteriors")
+    if not post.is_file():
+        raise MeritInputError(
+            f"{post}: no such file (cross-corpus scoring predicts from the "
+            "posteriors that merit_inference writes)"
+        )
+    check_keys(read_kaldi(post), s.keys, post)
+    probs = read_floats(post, s.keys)
+    if probs.shape[1] != len(cross.model_classes):
+        raise MeritInputError(
+            f"{post} has {probs.shape[1]} posteriors per utterance, the classes of "
+            f"{manifest} are {len(cross.model_classes)}"
+        )
+    preds = cross.predict(probs)
+    mapped, left_out = cross.map_references(labels)
+    kept = [i for i, m in enumerate(mapped) if m is not None]
+    if not kept:
+        raise MeritInputError(
+            f"{s.summary['set']}: no reference label ({sorted(set(labels))}) is "
+            f"mapped by {spec.test_map.path}: nothing to score"
+        )
+    if left_out:
+        logger.info(
+            f"{s.summary['set']}: {len(labels) - len(kept)} utterances of unmapped "
+            f"classes left out of '{task}' ({left_out})"
+        )
+    s.summary["cross_corpus"] = cross.describe()
+    s.columns[f"{task}_ref"] = [NO_TARGET if m is None else m for m in mapped]
+    s.columns[f"{task}_hyp"] = preds
+    s.columns[f"{task}_ref_corpus"] = list(labels)
+    s.inputs += [post, *cross.files()]
+    extra = {"num_scored": len(kept), "left_out": left_out}
+    return [mapped[i] for i in kept], [preds[i] for i in kept], cross.shared, extra
 
 
 def _check_labels(path: Path, keys: set, classes: Sequence[str], task: str):
@@ -492,6 +562,7 @@ def score_set(
     nj: int = 1,
     metrics: Optional[Sequence[str]] = None,
     submission: Optional[str] = None,
+    cross: Optional[CrossSpec] = None,
 ) -> Dict:
     """Score one decoded set; returns the summary (also written to out_dir).
 
@@ -500,9 +571,12 @@ def score_set(
         hyp_dir: The decoded set (``exp/<m>/decode/<set>``).
         out_dir: Where the scores go.
         nj: Processes for the per-utterance (waveform) metrics.
-        metrics: Registered metric names to compute (default: all).
+        metrics: Registered metric names to compute, ``"default"`` standing for
+            every default one (``registry.selected``; None: the default ones).
         submission: A challenge format (``espnet2_merit.scoring.submission``):
             tasks without references are written as its submission files.
+        cross: Label maps of a cross-corpus set: the task of ``emotion`` is
+            scored over the shared classes (``cross_corpus``).
     """
     ref_dir, hyp_dir, out_dir = Path(ref_dir), Path(hyp_dir), Path(out_dir)
     for d, what in ((ref_dir, "--ref_dir"), (hyp_dir, "--hyp_dir")):
@@ -538,13 +612,13 @@ def score_set(
             s.summary["tasks"][task] = {**_head(target), "scores": {}}
             continue
         if target["kind"] == "label":
-            _label_task(s, task, target, ref, hyp, chosen)
+            _label_task(s, task, target, ref, hyp, chosen, cross)
         elif target["kind"] == "vector":
             _vector_task(s, task, target, ref, hyp, chosen)
         else:
             _waveform_task(s, task, target, ref, hyp, ref_dir, chosen, nj)
     _routing(s, tasks, ref_dir, hyp_dir)
-    s.summary["options"] = options(metrics, submission)
+    s.summary["options"] = options(metrics, submission, cross)
     s.summary["inputs"] = fingerprint(sorted(set(s.inputs + [hyp_dir / MANIFEST])))
     out_dir.mkdir(parents=True, exist_ok=True)
     unscored = {t: tasks[t] for t, r in s.summary["tasks"].items() if "unscored" in r}
@@ -580,24 +654,31 @@ def _per_utt_text(columns: Dict[str, List]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def options(metrics: Optional[Sequence[str]], submission: Optional[str] = None) -> Dict:
+def options(
+    metrics: Optional[Sequence[str]],
+    submission: Optional[str] = None,
+    cross: Optional[CrossSpec] = None,
+) -> Dict:
     """The options a score depends on: the metrics computed, resolved against the
-    registry (so a metric added to it makes earlier scores out of date), and the
-    submission format."""
-    chosen = [n for n in registry.all_names() if not metrics or n in metrics]
-    return {"metrics": chosen, "submission": submission}
+    registry (``registry.selected``: so a metric added to it, or a changed
+    selection, makes earlier scores out of date), and the submission format."""
+    out = {"metrics": registry.selected(metrics), "submission": submission}
+    if cross is not None:  # absent otherwise: earlier scores stay current
+        out["cross_corpus"] = cross.options()
+    return out
 
 
 def up_to_date(
     out_dir: Path,
     metrics: Optional[Sequence[str]] = None,
     submission: Optional[str] = None,
+    cross: Optional[CrossSpec] = None,
 ) -> bool:
     """True when out_dir holds a complete score made with the same options from
     unchanged inputs."""
     try:
         summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
-        if summary.get("options") != options(metrics, submission):
+        if summary.get("options") != options(metrics, submission, cross):
             return False
         for result in summary["tasks"].values():
             if (
@@ -635,7 +716,7 @@ def one_line(summary: Dict) -> str:
         if "scores" not in result:
             parts.append(f"{task} not scored")
             continue
-        for m in registry.metrics_of(result["kind"]):
+        for m in registry.metrics_of(result["kind"], every=True):
             value = result["scores"].get(m.name)
             if not m.headline or value is None:
                 continue
@@ -659,7 +740,7 @@ def headline_columns(summaries: Iterable[Dict]) -> List[Tuple[str, "registry.Met
     return [
         (task, m)
         for task, kind in tasks.items()
-        for m in registry.metrics_of(kind)
+        for m in registry.metrics_of(kind, every=True)
         if m.headline
         and any(task_value(s, task, m.name) is not None for s in summaries)
     ]

@@ -1,15 +1,15 @@
 """Paired significance tests between two systems scored on the same utterances.
 
-* SER (F1-macro and the other count-based scores): **approximate randomization**
-  (Noreen 1989; Riezler & Maxwell 2005). Under the null hypothesis the two
-  systems are exchangeable, so each utterance's pair of predictions is swapped
-  with probability 1/2; the p-value is the share of shuffles whose absolute score
-  difference reaches the observed one (two-sided). 10,000 seeded rounds by default,
-  with the ``(count + 1) / (rounds + 1)`` estimate; when the utterances on which
-  the systems disagree allow no more than ``rounds`` distinct shuffles, all of
-  them are enumerated instead and the p-value is exact. Corpus-level scores such
-  as F1-macro do not decompose over utterances, which is why a resampling test
-  (not a per-utterance test) is used.
+* SER (F1-macro and the other count-based scores, the ICBHI scores among them):
+  **approximate randomization** (Noreen 1989; Riezler & Maxwell 2005). Under the null
+  hypothesis the two systems are exchangeable, so each utterance's pair of predictions
+  is swapped with probability 1/2; the p-value is the share of shuffles whose absolute
+  score difference reaches the observed one (two-sided). 10,000 seeded rounds by
+  default, with the ``(count + 1) / (rounds + 1)`` estimate; when the utterances on
+  which the systems disagree allow no more than ``rounds`` distinct shuffles, all of
+  them are enumerated instead and the p-value is exact. Corpus-level scores such as
+  F1-macro do not decompose over utterances, which is why a resampling test (not a
+  per-utterance test) is used.
 * SE (per-utterance SSNR, PESQ, STOI, SI-SDR): the **Wilcoxon signed-rank test**
   (two-sided, scipy; zero differences dropped, "wilcox"; exact distribution for
   small samples without ties, normal approximation otherwise). It does not
@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from espnet2_merit.errors import MeritInputError
-from espnet2_merit.scoring.ser import encode_labels
+from espnet2_merit.scoring.ser import ICBHI_NAMES, encode_labels, icbhi_from_counts
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ COUNT_STATISTICS = (
     "accuracy",
     "precision_macro",
     "recall_macro",
+    *ICBHI_NAMES,
 )
 
 
@@ -64,7 +65,11 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def count_statistic(
-    name: str, tp: np.ndarray, pred: np.ndarray, support: np.ndarray
+    name: str,
+    tp: np.ndarray,
+    pred: np.ndarray,
+    support: np.ndarray,
+    classes: Optional[Sequence[str]] = None,
 ) -> np.ndarray:
     """A classification score from per-class counts, vectorised over rounds.
 
@@ -73,6 +78,8 @@ def count_statistic(
         tp: (..., C) true positives per class.
         pred: (..., C) predictions per class.
         support: (C,) references per class.
+        classes: (C,) the class list (the ICBHI scores need it: their normal
+            class is named).
 
     Returns:
         (...,) scores.
@@ -85,6 +92,10 @@ def count_statistic(
         return _ratio(tp, pred).mean(-1)
     if name == "recall_macro":
         return _ratio(tp, np.broadcast_to(support, tp.shape)).mean(-1)
+    if name in ICBHI_NAMES:
+        if classes is None:
+            raise ValueError(f"statistic '{name}' needs the class list")
+        return icbhi_from_counts(tp, support, classes)[name]
     raise ValueError(f"unknown statistic '{name}', expected one of {COUNT_STATISTICS}")
 
 
@@ -137,8 +148,8 @@ def paired_randomization_test(
 
     (tp_a, pred_a), (tp_b, pred_b) = counts(a), counts(b)
     observed = float(
-        count_statistic(statistic, tp_a, pred_a, support)
-        - count_statistic(statistic, tp_b, pred_b, support)
+        count_statistic(statistic, tp_a, pred_a, support, classes)
+        - count_statistic(statistic, tp_b, pred_b, support, classes)
     )
     d = np.flatnonzero(a != b)
     if not len(d):
@@ -171,9 +182,9 @@ def paired_randomization_test(
     for start in range(0, total, batch):
         m = masks(start, min(batch, total - start))
         dp, dt = m @ d_pred, m @ d_tp
-        diff = count_statistic(statistic, tp_a + dt, pred_a + dp, support) - (
-            count_statistic(statistic, tp_b - dt, pred_b - dp, support)
-        )
+        diff = count_statistic(
+            statistic, tp_a + dt, pred_a + dp, support, classes
+        ) - count_statistic(statistic, tp_b - dt, pred_b - dp, support, classes)
         hits += int((np.abs(diff) >= abs(observed) - tol).sum())
     if exact:
         p, method = hits / total, f"exact randomization ({total} shuffles)"

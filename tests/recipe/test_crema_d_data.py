@@ -394,3 +394,35 @@ def test_data_sh(mini_corpus, tmp_path):
         digest
         == hashlib.sha256((reference / "train" / "wav.scp").read_bytes()).hexdigest()
     )
+
+
+@pytest.mark.slow
+def test_recipe_stages_1_to_5(mini_corpus, tmp_path):
+    """run.sh on the miniature (default durations) and generated noise, through
+    simulation, formatting, filtering and labels."""
+    from merit_testing import noise_env
+
+    recipe = copy_recipe(REPO / "egs2" / "crema_d" / "merit1", tmp_path / "r")
+    env = dict(
+        os.environ,
+        MERIT_PYTHON=sys.executable,
+        CREMA_D=str(mini_corpus),
+        **noise_env(tmp_path / "noise"),
+    )
+    env.pop("EMOBOX_CREMA_D", None)
+    out = subprocess.run(
+        ["./run.sh", "--stage", "1", "--stop_stage", "5", "--nj", "2",
+         "--test_snrs", "0"],
+        cwd=recipe, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    raw = recipe / "dump" / "raw"
+    for dset in ("train_sim", "dev_sim", "test_seen_snr0", "test_unseen_snr0"):
+        assert (raw / dset / "wav.scp").is_file() and (raw / dset / "emotion").is_file()
+    assert (raw / "emotion_list").read_text().split() == ["A", "S", "H", "N"]
+    test = read_kaldi(raw / "test_seen_snr0" / "emotion")
+    assert test == read_kaldi(recipe / "data" / "test" / "emotion")
+    # Stage 4 filters train/dev by duration only: every prepared utterance of
+    # the miniature lasts 1-20 s, so none is dropped.
+    train = read_kaldi(recipe / "data" / "train" / "emotion")
+    assert len(read_kaldi(raw / "train_sim" / "emotion")) == len(train)

@@ -123,12 +123,25 @@ enh_exp=""             # SE-only experiment: its enhanced output feeds this mode
                        # (the SE pre-processing baseline)
 inference_tag=""       # decode dir name under the experiment; default: decode, or
                        # decode_enh_<enh_exp name> with --enh_exp
+# Stages 9-10: cross-corpus evaluation (espnet2_merit.scoring.cross_corpus)
+cross_test_sets=""     # another corpus's test data dirs, e.g.
+                       # ../../crema_d/merit1/dump/raw/test_seen_snr5, decoded as
+                       # ${inference_tag}/cross_<corpus>_<dir name>
+cross_label_map=""     # their corpus's label map: "<class> <shared class>" lines
+                       # (e.g. ../../crema_d/merit1/conf/label_map_shared4.txt)
+cross_model_map=""     # the label map of this model's classes (empty: the model's
+                       # classes are the shared classes)
+cross_corpus=""        # the other corpus's name; default: the directory under
+                       # egs2/ that the first of --cross_test_sets is in
 
 # Stage 10: scoring
 results_note=""       # markdown file shown at the top of RESULTS.md (what the
                       # recipe's results can and cannot show)
 submission_format=""   # a challenge format (msp_podcast): submission files for
                        # the tasks of sets without references
+score_metrics=""       # registered metrics to score (merit_score --metrics);
+                       # empty: the default ones; "default" names them, e.g.
+                       # "default icbhi_se icbhi_sp icbhi_score" (ICBHI 2017)
 
 # Stage 11: comparison, "name=exp_dir" words; the first reference is this experiment
 compare_systems=""
@@ -172,6 +185,7 @@ Options (default in brackets):
   --unlabelled_sets         Sets that also train, without emotion labels ["${unlabelled_sets}"]
   --results_note            Markdown file shown at the top of RESULTS.md ["${results_note}"]
   --submission_format       Submission files for sets without labels (msp_podcast) ["${submission_format}"]
+  --score_metrics           Metrics to score, "default" + extra ones; empty: default ["${score_metrics}"]
   --step1_config / --step1_args   Step 1 (SSL frozen) ["${step1_config}" / "${step1_args}"]
   --train_config / --train_args   Step 2 (joint) ["${train_config}" / "${train_args}"]
   --step2_init              Parts of the step-1 model step 2 starts from ["${step2_init}"]
@@ -183,6 +197,9 @@ Options (default in brackets):
   --inference_args          Options of merit_inference ["${inference_args}"]
   --enh_exp                 SE-only experiment whose output this model classifies ["${enh_exp}"]
   --inference_tag           Decode dir name [decode; decode_enh_<name> with --enh_exp]
+  --cross_test_sets         Another corpus's test data dirs, scored through label maps ["${cross_test_sets}"]
+  --cross_label_map / --cross_model_map   Their label map / this model's ["${cross_label_map}" / "${cross_model_map}"]
+  --cross_corpus            Their corpus name [the egs2/<corpus> of the first dir]
   --compare_systems         "name=exp_dir ..." systems to compare ["${compare_systems}"]
   --compare_reference       Reference system names ["${compare_reference}"]
   --packed_model            Zip to write [${packed_model:-<exp>/packed/model.zip}]
@@ -325,6 +342,28 @@ else  # the corpus's own noisy/clean pairs
     for dset in ${test_sets}; do test_sim+=("${dset}"); done
 fi
 for dset in ${clean_test_sets}; do test_sim+=("${dset}"); done
+# Cross-corpus sets: decoded (stage 9) as cross_<corpus>_<dir name>, scored through
+# the label maps (stage 10); cross_dir holds each one's data dir.
+cross_sim=()
+declare -A cross_dir=()
+if [ -n "${cross_test_sets}" ]; then
+    [ -n "${cross_label_map}" ] || { log "error: --cross_test_sets needs --cross_label_map (the test corpus's label map)"; exit 2; }
+    for _f in ${cross_label_map} ${cross_model_map}; do
+        [ -f "${_f}" ] || { log "error: --cross_label_map/--cross_model_map: no such file ${_f}"; exit 2; }
+    done
+    if [ -z "${cross_corpus}" ]; then
+        _abs=$(realpath -m "${cross_test_sets%% *}")
+        [[ ${_abs} == */egs2/*/* ]] || { log "error: ${cross_test_sets%% *} is not under egs2/<corpus>/: give --cross_corpus"; exit 2; }
+        cross_corpus=${_abs#*/egs2/}
+        cross_corpus=${cross_corpus%%/*}
+    fi
+    for _d in ${cross_test_sets}; do
+        _name=cross_${cross_corpus}_$(basename "${_d}")
+        [ -z "${cross_dir[${_name}]:-}" ] || { log "error: --cross_test_sets: two dirs named $(basename "${_d}")"; exit 2; }
+        cross_dir[${_name}]=${_d}
+        cross_sim+=("${_name}")
+    done
+fi
 emotion_list=${dumpdir}/raw/emotion_list
 # Data names and their files in a data dir (espnet2_merit.utils.datadir.DATA_FILES).
 data_files=$(${python} -c '
@@ -625,8 +664,9 @@ if run_stage 9; then
     _dir=${decode_dir}
     _todo=()
     declare -A _fps=()
-    for dset in "${test_sim[@]}"; do
+    for dset in "${test_sim[@]}" "${cross_sim[@]}"; do
         _input=${dumpdir}/raw/${dset}/.done
+        [ -n "${cross_dir[${dset}]:-}" ] && _input=${cross_dir[${dset}]}/wav.scp
         [ -n "${enh_exp}" ] && _input=${enh_exp}/decode/${dset}/spk1.scp
         _fps[${dset}]=$(fingerprint "${exp}/${inference_model}" "${exp}/config.yaml" \
             "${inference_args} ${gpu_inference}" "${_input}")
@@ -645,7 +685,8 @@ if run_stage 9; then
                 _scp=${enh_exp}/decode/${dset}/spk1.scp
                 [ -f "${_scp}" ] || { log "error: ${_scp} missing: decode ${enh_exp} first"; exit 1; }
             else
-                _scp=${dumpdir}/raw/${dset}/wav.scp
+                _scp=${cross_dir[${dset}]:-${dumpdir}/raw/${dset}}/wav.scp
+                [ -f "${_scp}" ] || { log "error: ${_scp} missing"; exit 1; }
             fi
             sed "s/^/${dset}__/" "${_scp}"
         done | sort > "${_logdir}/all.scp"
@@ -684,7 +725,22 @@ if run_stage 10; then
                 --out_dir "${decode_dir}/${dset}/score")
     done
     [ -n "${submission_format}" ] && _opts+=(--submission "${submission_format}")
+    # The selection enters each set's score options: a changed one rescores it,
+    # and RESULTS.md and stage 11 show the metrics the sets were scored with.
+    # shellcheck disable=SC2206
+    [ -n "${score_metrics}" ] && _opts+=(--metrics ${score_metrics})
     job_add ${python} -m espnet2_merit.bin.merit_score "${_opts[@]}" --nj "${nj}"
+    if [ ${#cross_sim[@]} -gt 0 ]; then  # another corpus's sets, through the maps
+        _opts=(--cross_label_map "${cross_label_map}" --cross_corpus "${cross_corpus}")
+        [ -n "${cross_model_map}" ] && _opts+=(--cross_model_map "${cross_model_map}")
+        # shellcheck disable=SC2206
+        [ -n "${score_metrics}" ] && _opts+=(--metrics ${score_metrics})
+        for dset in "${cross_sim[@]}"; do
+            _opts+=(--ref_dir "${cross_dir[${dset}]}" --hyp_dir "${decode_dir}/${dset}"
+                    --out_dir "${decode_dir}/${dset}/score")
+        done
+        job_add ${python} -m espnet2_merit.bin.merit_score "${_opts[@]}" --nj "${nj}"
+    fi
     _note=()
     [ -n "${results_note}" ] && _note=(--results_note "${results_note}")
     job_add ${python} -m espnet2_merit.bin.merit_score --results "${exp}" \
@@ -696,9 +752,11 @@ if run_stage 11; then
     if [ -n "${compare_systems}" ]; then
         log "Stage 11: comparison of ${tag} with ${compare_systems}"
         _ref=${compare_reference:-${tag}}
+        # This system is its decode dir: with --enh_exp the cascade's
+        # decode_enh_<name>, which is what this run scored.
         # shellcheck disable=SC2086
         ${python} -m espnet2_merit.bin.merit_compare \
-            --systems "${tag}=${exp}" ${compare_systems} \
+            --systems "${tag}=${decode_dir}" ${compare_systems} \
             --reference ${_ref} --out "${expdir}/compare/RESULTS.md"
     else
         log "Stage 11: no --compare_systems: skipped"

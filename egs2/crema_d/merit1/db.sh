@@ -9,6 +9,12 @@
 #       "Ethnicity"; gives utt2gender and a sex-balanced actor split)
 # Nothing else of the release (AudioMP3/, VideoFlash/, processedResults/) is used.
 CREMA_D=${CREMA_D:-/path/to/CREMA-D}
+# EmoBox (github.com/emo-box/EmoBox) published folds instead of this recipe's own
+# split: its data/cremad folder (fold_<n>/cremad_{train,test}_fold_<n>.jsonl,
+# label_map.json, data.seg.wrd.stm; wav paths downloads/cremad/... are read under
+# the corpus root above). Empty: the recipe's split; set: stage 1 prepares EmoBox's
+# fold 1 (local/data.sh --emobox_dir DIR does the same for one run).
+EMOBOX_CREMA_D=${EMOBOX_CREMA_D:-}
 # Noise directories split into disjoint train/dev/test pools ("seen" noise), and
 # directories used only for the "unseen" test set (e.g. DNS, Freesound / CRSS).
 NOISE_SEEN_DIRS=${NOISE_SEEN_DIRS:-"/path/to/DNS-Challenge/noise /path/to/freesound"}

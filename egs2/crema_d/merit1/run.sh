@@ -8,6 +8,11 @@
 # Baselines: ./run.sh --train_config conf/naive_mtl.yaml (or dense_merit, ser_only,
 # se_only); the SE pre-processing baseline classifies an SE-only model's output:
 #   ./run.sh --train_config conf/ser_only.yaml --enh_exp exp/merit_se_only --stage 9
+# Cross-corpus tests: this model on another corpus's test sets, labels through
+# conf/label_map_shared4.txt and that corpus's map (stages 9-10), e.g.
+#   ./run.sh --stage 9 --stop_stage 10 \
+#       --cross_test_sets "../../iemocap/merit1/dump/fold1/raw/test_seen_snr5" \
+#       --cross_label_map ../../iemocap/merit1/conf/label_map_shared4.txt
 set -euo pipefail
 
 . ./db.sh
@@ -25,4 +30,5 @@ train_config=conf/sparse_merit.yaml
     --step1_config same \
     --train_config "${train_config}" \
     --ngpu 1 --nj 16 --inference_nj 8 --gpu_inference true \
+    --cross_model_map conf/label_map_shared4.txt \
     "$@"

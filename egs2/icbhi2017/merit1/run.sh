@@ -8,21 +8,30 @@
 # official test set.
 #   ./run.sh --stage 1 --stop_stage 13
 #   ./run.sh --local_data_opts "--fixed_sec 8"   # 8 s windows, short cycles repeated
-# Frontend: a config matter (frontend: fbank or s3prl in the training YAML). The
-# intended default for respiratory sounds is a log-mel fbank frontend
-# (espnet2_merit's FbankFrontend, frontend: fbank); no such config is in conf/ yet,
-# so until one is linked into conf/ this runs the WavLM (s3prl) config, SSL by YAML.
-# With an fbank config there is no SSL to freeze in step 1:
-#   ./run.sh --train_config conf/<fbank config>.yaml --step1_config ""
-# Baselines: ./run.sh --train_config conf/naive_mtl.yaml (or dense_merit, ser_only,
-# se_only). Cycles last 0.2-16 s, hence --min_sec 0.1 for training (test sets are
-# kept whole). The ICBHI score ((sensitivity + specificity) / 2, N the negative class)
-# is not among stage 10's metrics yet.
+# Frontend: a config matter. The default is a log-mel fbank frontend
+# (conf/fbank_*.yaml, frontend: fbank), with no SSL model to freeze, hence no step 1
+# (--step1_config ""). The WavLM (s3prl) systems of the speech recipes are
+# conf/ssl/*.yaml, SSL by YAML, with step 1 (SSL frozen) as in the paper:
+#   ./run.sh --train_config conf/ssl/sparse_merit.yaml --step1_config same
+# The five-system comparison (fbank): classifier on noisy cycles, enhance-then-
+# classify (SE-only output into that classifier), naive MTL, dense and sparse MERIT:
+#   ./run.sh --train_config conf/fbank_ser_only.yaml
+#   ./run.sh --train_config conf/fbank_se_only.yaml --stop_stage 9
+#   ./run.sh --train_config conf/fbank_ser_only.yaml --enh_exp exp/merit_fbank_se_only \
+#       --stage 9 --stop_stage 10
+#   ./run.sh --train_config conf/fbank_naive_mtl.yaml   (fbank_dense_merit likewise)
+#   ./run.sh --stage 11 --stop_stage 11 --compare_systems "mtl=exp/merit_fbank_naive_mtl \
+#       sepre=exp/merit_fbank_ser_only/decode_enh_merit_fbank_se_only" \
+#       --compare_reference "sepre mtl"
+# Cycles last 0.2-16 s, hence --min_sec 0.1 for training (test sets are kept whole).
+# Stage 10 adds the ICBHI challenge's scores (Rocha et al. 2019) to the default
+# metrics: sensitivity (abnormal cycles of the exact class), specificity (normal
+# cycles, class N) and their mean, the ICBHI score (columns ICBHI Se / Sp / score).
 set -euo pipefail
 
 . ./db.sh
 
-train_config=conf/sparse_merit.yaml
+train_config=conf/fbank_sparse_merit.yaml
 
 ./merit.sh \
     --local_data_opts "" \
@@ -33,7 +42,8 @@ train_config=conf/sparse_merit.yaml
     --clean_test_sets test \
     --train_snr 5 --test_snrs "-5 0 5 10" \
     --min_sec 0.1 --max_sec 20.0 \
-    --step1_config same \
+    --step1_config "" \
+    --score_metrics "default icbhi_se icbhi_sp icbhi_score" \
     --train_config "${train_config}" \
     --ngpu 1 --nj 16 --inference_nj 8 --gpu_inference true \
     "$@"

@@ -10,6 +10,12 @@
 # (video, MoCap, transcriptions) is used. Set IEMOCAP in the environment to override
 # (the tests point it at a miniature: local/make_mini_iemocap.py).
 IEMOCAP=${IEMOCAP:-/path/to/IEMOCAP_full_release}
+# EmoBox (github.com/emo-box/EmoBox) published folds instead of this recipe's own
+# split: its data/iemocap folder (fold_<n>/iemocap_{train,test}_fold_<n>.jsonl,
+# label_map.json, data.seg.wrd.stm; wav paths downloads/iemocap/... are read under
+# the corpus root above). Empty: the recipe's split; set: run.sh's fold K prepares
+# EmoBox's fold K (local/data.sh --emobox_dir DIR does the same for one run).
+EMOBOX_IEMOCAP=${EMOBOX_IEMOCAP:-}
 # Noise directories split into disjoint train/dev/test pools ("seen" noise), and
 # directories used only for the "unseen" test set (e.g. DNS, Freesound / CRSS).
 NOISE_SEEN_DIRS=${NOISE_SEEN_DIRS:-"/path/to/DNS-Challenge/noise /path/to/freesound"}

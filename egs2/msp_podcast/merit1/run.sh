@@ -9,6 +9,11 @@
 #   ./run.sh --train_config conf/ser_only.yaml --enh_exp exp/merit_se_only --stage 9
 # Test3 (labels withheld) is decoded as it is and written as the challenge's
 # submission files (exp/<model>/decode/test3/score/submission_*.csv).
+# Cross-corpus tests: this model on another corpus's test sets, labels through
+# conf/label_map_shared4.txt and that corpus's map (stages 9-10), e.g.
+#   ./run.sh --stage 9 --stop_stage 10 \
+#       --cross_test_sets "../../crema_d/merit1/dump/raw/test_seen_snr5" \
+#       --cross_label_map ../../crema_d/merit1/conf/label_map_shared4.txt
 set -euo pipefail
 
 . ./db.sh
@@ -27,4 +32,5 @@ train_config=conf/sparse_merit.yaml
     --step1_config same \
     --train_config "${train_config}" \
     --ngpu 1 --nj 16 --inference_nj 8 --gpu_inference true \
+    --cross_model_map conf/label_map_shared4.txt \
     "$@"
