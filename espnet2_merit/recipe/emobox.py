@@ -97,16 +97,14 @@ existence of the audio is checked here; stage 3 reads it.
 
 import json
 import logging
-import math
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-import numpy as np
-
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.merit.heads.targets import NO_TARGET
+from espnet2_merit.recipe.dev_split import draw_dev, read_dev_list
 from espnet2_merit.utils.datadir import (
     KEYED_TEXT_FILES,
     SOUND_SCPS,
@@ -124,6 +122,8 @@ LABEL_MAP_FILE = "label_map.json"
 STM_FILE = "data.seg.wrd.stm"
 DEV_LIST_FILE = "dev_list.txt"
 FOLD_FILE = "emobox_fold"
+# dev drawn from too few speakers: the hint in draw_dev's message
+FEW = "train candidates (--dev_by utterance splits a corpus of few speakers)"
 DEV_BY = ("speaker", "utterance")
 OUR_FILES = ("wav.scp", "utt2spk", "emotion", "excluded")
 # The <...> field of an stm line: the positional spk field cannot be used, as some
@@ -392,51 +392,6 @@ def check_audio(splits: Dict[str, List[Entry]]) -> None:
         )
 
 
-def draw_dev(candidates: Sequence[str], ratio: float, seed: int) -> List[str]:
-    """``round(N * ratio)`` (at least 1, and 1 left) of the N candidates, drawn
-    with ``seed`` from their sorted order (so the draw ignores file order)."""
-    if not 0 < ratio < 1:
-        raise MeritInputError(f"--dev_ratio {ratio}: expected a share in (0, 1)")
-    n = len(candidates)
-    n_dev = max(1, math.floor(n * ratio + 0.5))
-    if n - n_dev < 1:
-        raise MeritInputError(
-            f"{n} train candidates: {n_dev} for dev (--dev_ratio {ratio}) leave none "
-            "for train (--dev_by utterance splits a corpus of few speakers)"
-        )
-    order = sorted(candidates)
-    perm = np.random.default_rng(seed).permutation(n)
-    return sorted(order[i] for i in perm[:n_dev])
-
-
-def read_dev_list(path: Path, candidates: Sequence[str]) -> List[str]:
-    """The ids of a dev list (one per line), each one of the candidates."""
-    if not path.is_file():
-        raise MeritInputError(f"--dev_list {path}: no such file")
-    known = set(candidates)
-    dev: Dict[str, int] = {}
-    for num, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        fields = text.split()
-        if not fields:
-            continue
-        if len(fields) != 1:
-            raise MeritInputError(f"{path}:{num}: {text!r}: expected one id")
-        if fields[0] in dev:
-            raise MeritInputError(
-                f"{path}:{num}: {fields[0]} repeats line {dev[fields[0]]}"
-            )
-        if fields[0] not in known:
-            raise MeritInputError(
-                f"{path}:{num}: {fields[0]} is not in the fold's train split"
-            )
-        dev[fields[0]] = num
-    if not dev:
-        raise MeritInputError(f"{path}: no ids")
-    if len(dev) == len(known):
-        raise MeritInputError(f"{path}: every train candidate is in dev")
-    return sorted(dev)
-
-
 def _classes(
     class_map: Optional[Dict[str, str]], label_map: Dict[str, str], codes: set
 ) -> List[str]:
@@ -505,10 +460,12 @@ def prepare(
         unit = (lambda e: speaker[e.utt]) if dev_by == "speaker" else (lambda e: e.utt)
         candidates = sorted({unit(e) for e in train})
         if dev_list is not None:
-            chosen = set(read_dev_list(dev_list, candidates))
+            chosen = set(
+                read_dev_list(dev_list, candidates, pool="the fold's train split")
+            )
             how = f"{dev_by} list {dev_list}"
         else:
-            chosen = set(draw_dev(candidates, dev_ratio, seed))
+            chosen = set(draw_dev(candidates, dev_ratio, seed, what=FEW))
             how = f"{dev_by} ratio={dev_ratio} seed={seed}"
         sets["train"] = [e for e in train if unit(e) not in chosen]
         sets["dev"] = [e for e in train if unit(e) in chosen]

@@ -27,6 +27,7 @@ from espnet2_merit.scoring.results import (
     group_title,
     load_summaries,
     markdown_table,
+    scored_tasks,
 )
 from espnet2_merit.scoring.set_scoring import task_value
 from espnet2_merit.utils.datadir import atomic_write_text
@@ -92,13 +93,7 @@ def fold_columns(summaries: List[Dict]) -> List[Column]:
     """Columns of the scored tasks that some summary has a value for: UA, WA,
     F1-macro per label task, the vector metrics, the enhanced waveform metrics
     (task names prefix the headers when two tasks share a kind)."""
-    tasks: Dict[str, str] = {}
-    for summary in summaries:
-        for task, result in summary.get("tasks", {}).items():
-            if "scores" in result:
-                tasks.setdefault(task, result["kind"])
-    order = ("label", "vector", "waveform")
-    tasks = dict(sorted(tasks.items(), key=lambda item: order.index(item[1])))
+    tasks = scored_tasks(summaries)
     kinds = list(tasks.values())
     by_name = {m.name: m for m in registry.METRICS}
     columns: List[Column] = []

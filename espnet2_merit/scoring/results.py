@@ -15,7 +15,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -69,18 +69,24 @@ def _fmt(value, digits: int) -> str:
 Column = Tuple[str, callable, int]  # header, getter from a summary, digits
 
 
+def scored_tasks(summaries: Iterable[Dict]) -> Dict[str, str]:
+    """{task: kind} of the tasks some summary has scores for: label tasks first,
+    then vector and waveform ones (config order within a kind)."""
+    tasks: Dict[str, str] = {}
+    for summary in summaries:
+        for task, result in summary.get("tasks", {}).items():
+            if "scores" in result:
+                tasks.setdefault(task, result["kind"])
+    order = ("label", "vector", "waveform")
+    return dict(sorted(tasks.items(), key=lambda item: order.index(item[1])))
+
+
 def result_columns(summaries: Dict[str, Dict]) -> List[Column]:
     """Columns of the scored tasks: every registered metric of each task's kind
     (waveform ones for the enhanced output and the noisy input), label tasks
     first, then vector and waveform tasks (config order within a kind). Task
     names prefix the headers when two tasks share a kind."""
-    tasks: Dict[str, str] = {}
-    for summary in summaries.values():
-        for task, result in summary.get("tasks", {}).items():
-            if "scores" in result:
-                tasks.setdefault(task, result["kind"])
-    order = ("label", "vector", "waveform")
-    tasks = dict(sorted(tasks.items(), key=lambda item: order.index(item[1])))
+    tasks = scored_tasks(summaries.values())
     kinds = list(tasks.values())
     columns: List[Column] = [("utts", lambda s: s.get("num_utts"), 0)]
     for task, kind in tasks.items():

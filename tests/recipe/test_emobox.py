@@ -393,7 +393,7 @@ def test_fold_without_files_and_other_input_errors(crema, iemocap, tmp_path):
         emobox.prepare(emobox_dir, 1, root, tmp_path / "d", dev_ratio=1.5)
     bad = tmp_path / "dev_list"
     bad.write_text("9999\n")
-    with pytest.raises(MeritInputError, match=rf"{bad}:1: 9999 is not in the fold"):
+    with pytest.raises(MeritInputError, match=rf"{bad}:1: id 9999 is not in the fold"):
         emobox.prepare(emobox_dir, 1, root, tmp_path / "d", dev_list=bad)
 
 

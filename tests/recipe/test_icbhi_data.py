@@ -15,6 +15,7 @@ import soundfile
 from merit_testing import REPO, copy_recipe, load_local
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.recipe.dev_split import draw_dev
 from espnet2_merit.utils.datadir import read_kaldi
 
 ICBHI_LOCAL = "egs2/icbhi2017/merit1/local"
@@ -239,7 +240,7 @@ def test_dev_draw_is_seeded_and_reproducible(mini_corpus, prepared, tmp_path):
     train_patients = sorted(
         p for p in {s[:3] for s, n in _split(mini_corpus).items() if n == "train"}
     )
-    draws = {frozenset(icbhi.draw_dev(train_patients, s, 0.2)) for s in range(8)}
+    draws = {frozenset(draw_dev(train_patients, 0.2, s)) for s in range(8)}
     assert len(draws) > 1 and all(len(d) == 1 for d in draws)
     # The written list gives the same sets whatever the seed; a re-run in place.
     c = tmp_path / "c"
@@ -253,12 +254,18 @@ def test_dev_draw_is_seeded_and_reproducible(mini_corpus, prepared, tmp_path):
     ).read_text()
     test_patient = next(s[:3] for s, n in _split(mini_corpus).items() if n == "test")
     cases = [
-        (f"{test_patient}\n", f":1: patient {test_patient} is not an official train"),
+        (
+            f"{test_patient}\n",
+            f":1: patient {test_patient} is not in the official train patients",
+        ),
         (
             f"{train_patients[0]}\n{train_patients[0]}\n",
             ":2: patient .* repeats line 1",
         ),
-        ("".join(f"{p}\n" for p in train_patients), "every train patient is in dev"),
+        (
+            "".join(f"{p}\n" for p in train_patients),
+            "every one of the official train patients .* is in dev",
+        ),
         ("\n", "no patients"),
     ]
     for i, (text, match) in enumerate(cases):
@@ -268,9 +275,9 @@ def test_dev_draw_is_seeded_and_reproducible(mini_corpus, prepared, tmp_path):
             icbhi.prepare(mini_corpus, tmp_path / "x", dev_patients=path)
         assert str(path) in str(e.value)
     with pytest.raises(MeritInputError, match="--dev_ratio 0"):
-        icbhi.draw_dev(train_patients, 0, 0.0)
+        draw_dev(train_patients, 0.0, 0)
     with pytest.raises(MeritInputError, match="leave none for train"):
-        icbhi.draw_dev(train_patients[:1], 0, 0.2)
+        draw_dev(train_patients[:1], 0.2, 0)
 
 
 def test_patient_on_both_sides_is_never_dev(corpus, tmp_path, caplog):

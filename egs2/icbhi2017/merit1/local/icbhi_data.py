@@ -130,6 +130,7 @@ import soundfile
 from scipy.signal import resample_poly
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.recipe.dev_split import draw_dev, read_dev_list
 from espnet2_merit.utils.cli import entry_point
 from espnet2_merit.utils.datadir import (
     PCM16_MAX,
@@ -143,6 +144,8 @@ AUDIO_DIR = "ICBHI_final_database"
 SPLIT_FILE = "ICBHI_challenge_train_test.txt"
 DEMOGRAPHICS_FILE = "ICBHI_Challenge_demographic_information.txt"
 DEV_PATIENTS_FILE = "dev_patients.txt"
+# what a dev list may name (messages)
+POOL = "the official train patients (all of whose recordings are in the train set)"
 CYCLES_FILE = "cycles.tsv"
 CYCLE_WAV_DIR = "cycle_wav"
 PATIENTS = range(101, 227)  # 101-226
@@ -495,53 +498,6 @@ def load_demographics(
     return {p: sex.get(p, UNKNOWN_SEX) for p in patients}
 
 
-def draw_dev(candidates: Sequence[str], seed: int, ratio: float) -> Set[str]:
-    """round(N * ratio) (at least 1) of the candidate patients, drawn from seed;
-    at least one is left for train."""
-    if not 0 < ratio < 1:
-        raise MeritInputError(f"--dev_ratio {ratio}: expected a share in (0, 1)")
-    n = len(candidates)
-    n_dev = max(1, math.floor(n * ratio + 0.5))
-    if n - n_dev < 1:
-        raise MeritInputError(
-            f"{n} official train patients: {n_dev} for dev (--dev_ratio {ratio}) "
-            "leave none for train"
-        )
-    order = sorted(candidates)
-    perm = np.random.default_rng(seed).permutation(n)
-    return {order[i] for i in perm[:n_dev]}
-
-
-def read_dev_patients(path: Path, candidates: Sequence[str]) -> Set[str]:
-    """The patients of a dev list; each one of the official train patients."""
-    if not path.is_file():
-        raise MeritInputError(f"--dev_patients {path}: no such file")
-    known = set(candidates)
-    dev: Dict[str, int] = {}
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        fields = text.split()
-        if not fields:
-            continue
-        if len(fields) != 1:
-            raise MeritInputError(f"{path}:{line}: {text!r}: expected one patient")
-        patient = fields[0]
-        if patient in dev:
-            raise MeritInputError(
-                f"{path}:{line}: patient {patient} repeats line {dev[patient]}"
-            )
-        if patient not in known:
-            raise MeritInputError(
-                f"{path}:{line}: patient {patient} is not an official train patient "
-                "(all of whose recordings are in the official train set)"
-            )
-        dev[patient] = line
-    if not dev:
-        raise MeritInputError(f"{path}: no patients")
-    if len(dev) == len(known):
-        raise MeritInputError(f"{path}: every train patient is in dev")
-    return set(dev)
-
-
 def load_audio(rec: Recording) -> Tuple[np.ndarray, int, int]:
     """(mono float64 samples, rate, channels) of a recording; unreadable or empty
     audio is an error naming the file."""
@@ -652,12 +608,14 @@ def prepare(
     if not candidates:
         raise MeritInputError(f"{split_file}: no patient is only in the train set")
     if dev_patients is not None:
-        dev = read_dev_patients(dev_patients, candidates)
+        dev = set(
+            read_dev_list(dev_patients, candidates, "--dev_patients", "patient", POOL)
+        )
         logger.info(
             f"dev patients read from {dev_patients} (--seed, --dev_ratio unused)"
         )
     else:
-        dev = draw_dev(candidates, seed, dev_ratio)
+        dev = set(draw_dev(candidates, dev_ratio, seed, "official train patients"))
     sex = load_demographics(corpus_dir, demographics, patients)
 
     def set_of(r: Recording) -> str:
