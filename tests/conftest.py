@@ -14,27 +14,43 @@ def tiny_wavlm(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_roberta(tmp_path_factory) -> Path:
+    from espnet2_merit.utils.text_checkpoint import make_roberta_checkpoint
+
+    return make_roberta_checkpoint(tmp_path_factory.mktemp("text") / "roberta")
+
+
+@pytest.fixture(scope="session")
 def data_dirs(tmp_path_factory):
     """(train, valid) data dirs of generated noisy/clean speech with labels."""
     from espnet2_merit.utils.synthetic import make_data_dir
 
     root = tmp_path_factory.mktemp("data")
     return (
-        make_data_dir(root / "train", num_utts=20, seed=1),
-        make_data_dir(root / "valid", num_utts=6, seed=2),
+        make_data_dir(root / "train", num_utts=20, seed=1, text=True),
+        make_data_dir(root / "valid", num_utts=6, seed=2, text=True),
     )
 
 
 @pytest.fixture
-def train_cmd(tiny_wavlm, data_dirs, tmp_path):
+def train_cmd(tiny_wavlm, data_dirs, tmp_path, request):
     """Factory: merit_train options for a config on the tiny WavLM and the generated
-    data (``data=(train, valid)`` to swap the data dirs), ``extra`` appended."""
+    data (``data=(train, valid)`` to swap the data dirs), ``extra`` appended; a
+    config with a text frontend gets the tiny RoBERTa and the data 'text'."""
 
     def make(config, *extra, names=("speech", "speech_ref1", "emotion"), data=None):
         train, valid = data or data_dirs
+        conf = Path(config).read_text()
+        local = []
+        if "wavlm_local" in conf:
+            local += ["--frontend_conf", f"path_or_url={tiny_wavlm}"]
+        if "text_frontend:" in conf:
+            roberta = request.getfixturevalue("tiny_roberta")
+            local += ["--text_frontend_conf", f"model_name_or_path={roberta}"]
+            names = tuple(names) + ("text",) * ("text" not in names)
         return [
             "--config", str(config),
-            "--frontend_conf", f"path_or_url={tiny_wavlm}",
+            *local,
             "--emotion_list", str(train / "emotion_list"),
             "--output_dir", str(tmp_path / "exp"),
             *data_args(train, valid, names),

@@ -11,6 +11,7 @@ from typeguard import typechecked
 
 from espnet2_merit.errors import MeritInputError
 from espnet2_merit.merit.frontend.abs_frontend import AbsMultiLayerFrontend
+from espnet2_merit.merit.frontend.abs_text_frontend import AbsTextFrontend
 from espnet2_merit.merit.fusion.abs_fusion import AbsFusion, FusionOutput
 from espnet2_merit.merit.heads.abs_task_head import AbsTaskHead, SEOutput
 from espnet2_merit.merit.heads.targets import GENERATED
@@ -52,6 +53,7 @@ class ESPnetMeritModel(AbsESPnetModel):
         normalize: Optional[AbsNormalize] = None,
         aux_loss_weights: Optional[Dict[str, Union[float, Dict[str, float]]]] = None,
         head_domain: str = "normalized",
+        text_frontend: Optional[AbsTextFrontend] = None,
     ):
         """Assemble the model (the task builds the parts from the config).
 
@@ -69,6 +71,8 @@ class ESPnetMeritModel(AbsESPnetModel):
                 warning; an unweighted loss is reported only.
             head_domain: "normalized" (the heads and waveform targets in the
                 normalised domain) or "raw" (the heads see the input as read).
+            text_frontend: Transcript tokens -> (B, S, L, D) layer stack, given
+                to the heads that read text (``uses_text``).
         """
         super().__init__()
         if not heads:
@@ -95,6 +99,28 @@ class ESPnetMeritModel(AbsESPnetModel):
         self.task_weights = dict(task_weights)
         self.aux_loss_weights = self._per_task_weights(aux_loss_weights or {})
         self.head_domain = head_domain
+        self.text_frontend = text_frontend
+
+    def _text_inputs(
+        self, head: AbsTaskHead, text: Optional[Dict[str, torch.Tensor]]
+    ) -> Dict[str, torch.Tensor]:
+        """The keyword arguments of ``head`` for the batch's transcripts."""
+        return text if head.uses_text else {}
+
+    def encode_text(
+        self, text: Optional[torch.Tensor], text_lengths: Optional[torch.Tensor]
+    ) -> Optional[Dict[str, torch.Tensor]]:
+        """(B, S) token ids -> the text heads' inputs ``text_feats`` (B, S, L, D)
+        and ``text_lengths`` (B,); None without a text frontend."""
+        if self.text_frontend is None:
+            return None
+        if text is None or text_lengths is None:
+            raise MeritInputError(
+                "the model has a text_frontend but the batch has no 'text': add "
+                "<dir>/text,text,text to the data options"
+            )
+        feats, lengths = self.text_frontend(text, text_lengths)
+        return {"text_feats": feats, "text_lengths": lengths}
 
     def _per_task_weights(
         self, weights: Dict[str, Union[float, Dict[str, float]]]
@@ -196,9 +222,12 @@ class ESPnetMeritModel(AbsESPnetModel):
         speech: torch.Tensor,
         speech_lengths: torch.Tensor,
         tasks: Optional[Sequence[str]] = None,
+        text: Optional[torch.Tensor] = None,
+        text_lengths: Optional[torch.Tensor] = None,
     ) -> Tuple[FusionOutput, torch.Tensor, Dict[str, Any]]:
-        """Predictions of ``tasks`` (default all) for (B, N) noisy waveforms, no
-        losses; only those tasks' experts and heads run (every task is routed).
+        """Predictions of ``tasks`` (default all) for (B, N) noisy waveforms (and
+        (B, S) transcript tokens with a text frontend), no losses; only those
+        tasks' experts and heads run (every task is routed).
 
         Returns:
             fused features (with per-frame routes), their (B,) lengths, and task
@@ -208,10 +237,15 @@ class ESPnetMeritModel(AbsESPnetModel):
         x, affine = self.normalized(speech, speech_lengths)
         fused, flens = self.encode(x, speech_lengths, tasks)
         head_in = x if self.head_domain == "normalized" else speech
+        text_in = self.encode_text(text, text_lengths)
         preds = {}
         for t in tasks:
             pred = self.heads[t].predict(
-                fused.features[t], flens, head_in, speech_lengths
+                fused.features[t],
+                flens,
+                head_in,
+                speech_lengths,
+                **self._text_inputs(self.heads[t], text_in),
             )
             if isinstance(pred, SEOutput) and pred.wav is not None:
                 pred.wav = self._from_heads(pred.wav, pred.wav_lengths, affine)
@@ -227,7 +261,9 @@ class ESPnetMeritModel(AbsESPnetModel):
             speech: (B, N) noisy waveforms.
             speech_lengths: (B,).
             batch: Each task's target with its lengths (``speech_ref1``,
-                ``emotion``, ``emotion_attr``, ...); other data are ignored.
+                ``emotion``, ``emotion_attr``, ...), ``text`` (B, S) token ids
+                and ``text_lengths`` with a text frontend; other data are
+                ignored.
 
         Returns:
             loss, stats (``<task>_loss``, each head's statistics as
@@ -242,11 +278,18 @@ class ESPnetMeritModel(AbsESPnetModel):
         fused, feats_lengths = self.encode(x, speech_lengths)
         head_in = x if self.head_domain == "normalized" else speech
         clean = self._clean(batch)
+        text_in = self.encode_text(batch.get("text"), batch.get("text_lengths"))
         batch = self._batch_to_heads(batch, affine)
         stats: Dict[str, torch.Tensor] = {}
         loss = speech.new_zeros((), dtype=torch.float32)
         for task, head in self.heads.items():
-            pred = head(fused.features[task], feats_lengths, head_in, speech_lengths)
+            pred = head(
+                fused.features[task],
+                feats_lengths,
+                head_in,
+                speech_lengths,
+                **self._text_inputs(head, text_in),
+            )
             ref = head.reference(batch)
             keep = head.target.present(batch).to(speech.device)
             if not bool(keep.all()):  # unlabelled utterances: not in this task

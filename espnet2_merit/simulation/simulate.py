@@ -83,7 +83,9 @@ from espnet2_merit.utils.datadir import (
 )
 
 PROG = "merit_simulate_noise"
-COPIED_FILES = ("emotion", "emotion_attr", "emotion_votes", "utt2spk", "utt2gender")
+COPIED_FILES = (
+    "emotion", "emotion_attr", "emotion_votes", "utt2spk", "utt2gender", "text"
+)  # fmt: skip
 OUTPUT_FILES = ("wav.scp", "spk1.scp", "utt2snr", "utt2noise", "utt2rir", *COPIED_FILES)
 DRY = "-"  # utt2rir's value for an utterance left dry
 PEAK = 0.99  # peak of a mixture that had to be scaled down

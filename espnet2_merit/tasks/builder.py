@@ -45,7 +45,9 @@ from espnet2_merit.errors import MeritInputError
 from espnet2_merit.layers.normalize import WaveGlobalMVN, WaveUtteranceMVN
 from espnet2_merit.merit.espnet_model import ESPnetMeritModel
 from espnet2_merit.merit.frontend.abs_frontend import AbsMultiLayerFrontend
+from espnet2_merit.merit.frontend.abs_text_frontend import AbsTextFrontend
 from espnet2_merit.merit.frontend.fbank import FbankFrontend
+from espnet2_merit.merit.frontend.hf_text import HFTextFrontend
 from espnet2_merit.merit.frontend.s3prl import S3prlMultiLayerFrontend
 from espnet2_merit.merit.fusion.abs_fusion import AbsFusion
 from espnet2_merit.merit.fusion.dense_moe import DenseMoEFusion
@@ -56,6 +58,7 @@ from espnet2_merit.merit.heads.abs_task_head import AbsTaskHead
 from espnet2_merit.merit.heads.attentive_pooling import AttentivePoolingClassifier
 from espnet2_merit.merit.heads.attribute_regressor import AttributeRegressor
 from espnet2_merit.merit.heads.blstm_mask import BLSTMMaskSEHead
+from espnet2_merit.merit.heads.multimodal_pooling import MultimodalPoolingClassifier
 from espnet2_merit.merit.heads.reconstruction import ReconstructionHead
 from espnet2_merit.merit.heads.targets import (
     LabelTarget,
@@ -79,6 +82,14 @@ frontend_choices = ClassChoices(
     classes=dict(s3prl=S3prlMultiLayerFrontend, fbank=FbankFrontend),
     type_check=AbsMultiLayerFrontend,
     default="s3prl",
+)
+# Transcripts -> token layer stack, for the heads that read text (uses_text).
+text_frontend_choices = ClassChoices(
+    name="text_frontend",
+    classes=dict(hf_text=HFTextFrontend),
+    type_check=AbsTextFrontend,
+    default=None,
+    optional=True,
 )
 normalize_choices = ClassChoices(
     "normalize",
@@ -104,6 +115,7 @@ head_choices = ClassChoices(
     classes=dict(
         blstm_mask=BLSTMMaskSEHead,
         attentive_pooling=AttentivePoolingClassifier,
+        multimodal_pooling=MultimodalPoolingClassifier,
         attribute_regressor=AttributeRegressor,
         reconstruction=ReconstructionHead,
     ),
@@ -141,10 +153,18 @@ TASK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 INJECTED = {
     "frontend": ("fs",),
     "fusion": ("input_layers", "input_size", "tasks"),
-    "head": ("input_size", "frame_shift", "target", "loss"),
+    "head": ("input_size", "frame_shift", "target", "loss", "text_layers", "text_size"),
     "loss": ("target",),
-    "model": ("frontend", "fusion", "heads", "task_weights", "normalize"),
+    "model": (
+        "frontend",
+        "fusion",
+        "heads",
+        "task_weights",
+        "normalize",
+        "text_frontend",
+    ),
     "normalize": (),
+    "text_frontend": (),
 }
 
 logger = logging.getLogger(__name__)
@@ -382,6 +402,8 @@ def build_model(args: argparse.Namespace) -> ESPnetMeritModel:
         frontend = frontend_class(fs=args.fs, **frontend_conf)
     frontend.freeze_unreachable()  # parameters DDP would wait for in vain
 
+    text_frontend = build_text_frontend(args, specs)
+
     normalize_class = _choice(normalize_choices, args.normalize, "normalize")
     normalize = None
     if normalize_class is not None:
@@ -409,11 +431,18 @@ def build_model(args: argparse.Namespace) -> ESPnetMeritModel:
             loss_conf["class_weights"] = balanced_weights(args, spec.target)
             spec.loss_conf = loss_conf
         loss = spec.loss_class(target=spec.target, **loss_conf)
+        text = {}
+        if spec.head_class.uses_text:
+            text = dict(
+                text_layers=text_frontend.num_layers(),
+                text_size=text_frontend.output_size(),
+            )
         heads[name] = spec.head_class(
             input_size=fusion.output_size(),
             frame_shift=frontend.frame_shift(),
             target=spec.target,
             loss=loss,
+            **text,
             **spec.head_conf,
         )
 
@@ -426,6 +455,7 @@ def build_model(args: argparse.Namespace) -> ESPnetMeritModel:
         heads=heads,
         task_weights={n: s.weight for n, s in specs.items()},
         normalize=normalize,
+        text_frontend=text_frontend,
         **model_conf,
     )
     args.tasks = {n: task_record(s) for n, s in specs.items()}
@@ -433,6 +463,41 @@ def build_model(args: argparse.Namespace) -> ESPnetMeritModel:
     args.fusion_conf = with_defaults(fusion_class, fusion_conf, "fusion")
     args.model_conf = with_defaults(model_class, model_conf, "model")
     return model
+
+
+def text_class(args: argparse.Namespace) -> Optional[type]:
+    """The config's text frontend class (None: no text_frontend)."""
+    name = getattr(args, "text_frontend", None)
+    return _choice(text_frontend_choices, name, "text_frontend")
+
+
+def build_text_frontend(
+    args: argparse.Namespace, specs: Dict[str, TaskSpec]
+) -> Optional[AbsTextFrontend]:
+    """The config's text frontend (options recorded in ``args``); a head that
+    reads text without one, or one no head reads, is an error."""
+    readers = [n for n, s in specs.items() if s.head_class.uses_text]
+    cls = text_class(args)
+    if cls is None:
+        if readers:
+            raise MeritInputError(
+                f"tasks.{readers[0]}.head: '{specs[readers[0]].head}' reads the "
+                "transcripts: set text_frontend (e.g. hf_text) and give the data "
+                "'text'"
+            )
+        return None
+    if not readers:
+        raise MeritInputError(
+            "text_frontend: no task reads text (its parameters would never train); "
+            "use a head such as multimodal_pooling, or text_frontend: none"
+        )
+    conf = _conf(getattr(args, "text_frontend_conf", None), "text_frontend_conf")
+    check_options(cls, conf, "text_frontend_conf", "text_frontend")
+    with preserved_rng():  # loading pre-trained weights may seed
+        text_frontend = cls(**conf)
+    text_frontend.freeze_unreachable()
+    args.text_frontend_conf = with_defaults(cls, conf, "text_frontend")
+    return text_frontend
 
 
 def balanced_weights(args: argparse.Namespace, target: LabelTarget) -> List[float]:

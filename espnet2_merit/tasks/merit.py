@@ -7,6 +7,7 @@ checks, optimiser and trainer. Models are built by ``espnet2_merit.tasks.builder
 import argparse
 import copy
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -37,6 +38,8 @@ from espnet2_merit.tasks.builder import (
     normalize_choices,
     task_record,
     task_specs,
+    text_class,
+    text_frontend_choices,
 )
 from espnet2_merit.train.balanced_batches import MODES as BALANCE_MODES
 from espnet2_merit.train.balanced_batches import ClassBalancedBatches
@@ -57,6 +60,7 @@ class MeritTask(AbsTask):
     num_optimizers: int = 1
     class_choices_list = [
         frontend_choices,
+        text_frontend_choices,
         normalize_choices,
         fusion_choices,
         model_choices,
@@ -213,6 +217,7 @@ class MeritTask(AbsTask):
         args.emotion_list = class_list(args.emotion_list, "--emotion_list")
         specs = [] if args.collect_stats else task_specs(args).values()
         targets = [t for s in specs for t in s.targets]
+        text = None if args.collect_stats else text_class(args)
         return MeritPreprocessor(
             train=train,
             targets=targets,
@@ -221,6 +226,11 @@ class MeritTask(AbsTask):
             crop=args.crop,
             # --collect_stats reads train and valid as validation data: whole.
             crop_valid=args.crop_valid and not args.collect_stats,
+            text_tokenizer=(
+                None
+                if text is None
+                else text.build_tokenizer(**(args.text_frontend_conf or {}))
+            ),
             mixer=(
                 build_mixer(args.dynamic_mixing, args.fs, args.seed)
                 if train and dynamic_mixing(args)
@@ -339,6 +349,7 @@ class MeritTask(AbsTask):
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         check_pipeline(args)
+        drop_unread_text(args)
         args.emotion_list = class_list(args.emotion_list, "--emotion_list")
         # config.yaml must rebuild the model from any directory: the files it
         # names are recorded with absolute paths.
@@ -377,6 +388,8 @@ class MeritTask(AbsTask):
     def needed_data(cls, args: argparse.Namespace) -> Dict[str, Any]:
         """Data name -> (why this config needs it, its Target or None)."""
         needed: Dict[str, Any] = {"speech": ("the model needs noisy speech", None)}
+        if not args.collect_stats and text_class(args) is not None:
+            needed["text"] = ("the text_frontend reads the transcripts", None)
         if not args.collect_stats:
             for name, spec in task_specs(args).items():
                 why = f"task '{name}' ({spec.head}) trains on it"
@@ -422,6 +435,8 @@ class MeritTask(AbsTask):
         )
 
 
+logger = logging.getLogger(__name__)
+
 TORCHRUN = "torchrun --nproc_per_node N -m espnet2_merit.bin.merit_train --ngpu 0 ..."
 
 
@@ -461,6 +476,21 @@ def check_distributed(args: argparse.Namespace) -> None:
             "--ngpu 0 has none: on CPU start the processes with torchrun "
             f"({TORCHRUN}; README: Training on several GPUs or CPUs)"
         )
+
+
+def drop_unread_text(args: argparse.Namespace) -> None:
+    """Leave the transcripts (data name ``text``) out of the data lists of a
+    config without a text frontend (and of ``--collect_stats``): the recipe
+    passes every file a data directory has, and nothing would read them."""
+    if text_class(args) is not None and not args.collect_stats:
+        return
+    for split in ("train", "valid"):
+        key = f"{split}_data_path_and_name_and_type"
+        entries = getattr(args, key, None) or []
+        kept = [e for e in entries if e[1] != "text"]
+        if len(kept) != len(entries):
+            logger.info(f"{split} data: 'text' not read (no text_frontend)")
+            setattr(args, key, kept)
 
 
 def dynamic_mixing(args: argparse.Namespace) -> bool:

@@ -1,7 +1,7 @@
 """Turns loaded data (waveforms, label strings) into model inputs."""
 
 import zlib
-from typing import Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Union
 
 import numpy as np
 from espnet2.train.preprocessor import AbsPreprocessor
@@ -42,6 +42,11 @@ class MeritPreprocessor(AbsPreprocessor):
     ``speech_unaugmented`` (the input before augmentation)
     (``espnet2_merit.simulation.augmentation``).
 
+    With a ``text_tokenizer`` (a config with a ``text_frontend``) the
+    transcript ``text`` becomes (S,) int64 token ids (the collate function pads
+    them and adds ``text_lengths``); an empty transcript is an error naming the
+    utterance. Without one, ``text`` is left out like other unused data.
+
     Inference never comes here: test utterances are scored whole (the authors'
     release crops test utterances to their first 12 s too).
 
@@ -56,6 +61,7 @@ class MeritPreprocessor(AbsPreprocessor):
         crop_valid: Crop validation utterances too (the release does).
         mixer: Dynamic mixing of training utterances (only with ``train``).
         augmenter: Augmentation of training utterances.
+        text_tokenizer: Transcript -> (S,) int64 token ids (the text frontend's).
     """
 
     @typechecked
@@ -69,6 +75,7 @@ class MeritPreprocessor(AbsPreprocessor):
         crop_valid: bool = False,
         mixer: Optional[DynamicMixer] = None,
         augmenter: Optional[Augmenter] = None,
+        text_tokenizer: Optional[Callable[[str], np.ndarray]] = None,
     ):
         super().__init__(train)
         if mixer is not None and not train:
@@ -88,6 +95,7 @@ class MeritPreprocessor(AbsPreprocessor):
         self.crop = crop
         self.cropping = self.max_samples is not None and (train or crop_valid)
         self.mixer, self.augmenter = mixer, augmenter
+        self.text_tokenizer = text_tokenizer
         self.epoch = 1
 
     def set_epoch(self, epoch: int) -> None:
@@ -124,6 +132,12 @@ class MeritPreprocessor(AbsPreprocessor):
                     out[name] = reference
         if self.augmenter is not None:
             self._augment(uid, out)
+        if self.text_tokenizer is not None and "text" in data:
+            if not str(data["text"]).strip():
+                raise MeritInputError(
+                    f"utterance '{uid}': its transcript (data 'text') is empty"
+                )
+            out["text"] = self.text_tokenizer(str(data["text"]))
         return out
 
     def _augment(self, uid: str, out: Dict[str, np.ndarray]) -> None:

@@ -23,6 +23,7 @@ KEYED_TEXT_FILES = (
     "utt2snr",
     "utt2noise",
     "utt2rir",
+    "text",
 )
 # Sound lists, noisy input first.
 SOUND_SCPS = ("wav.scp", "spk1.scp")
@@ -41,6 +42,9 @@ DATA_FILES: Dict[str, Tuple[str, str]] = {
     "emotion_attr": ("emotion_attr", "text"),
     "emotion_votes": ("emotion_votes", "text"),
     "gender": ("utt2gender", "text"),
+    # Transcripts ("<utt> <words...>"): read only by a config with a text_frontend
+    # (MeritTask leaves the file out of the data loader otherwise).
+    "text": ("text", "text"),
 }
 
 

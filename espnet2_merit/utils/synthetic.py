@@ -44,6 +44,15 @@ def voice(label: str, seconds: float, fs: int, rng: np.random.Generator):
     return wav.astype(np.float32)
 
 
+# A transcript per class (words of utils/text_checkpoint.py's TINY_WORDS).
+TRANSCRIPTS = {
+    "A": "why did you do that again now",
+    "S": "no it was not a good day today",
+    "H": "thanks this is really very good",
+    "N": "the report is here at the end of the week",
+}
+
+
 def make_data_dir(
     outdir: Union[str, Path],
     num_utts: int = 20,
@@ -53,12 +62,15 @@ def make_data_dir(
     min_sec: float = 1.0,
     max_sec: float = 2.5,
     seed: int = 0,
+    text: bool = False,
 ) -> Path:
     """Write a Kaldi-style data dir with wavs.
 
     Files: ``wav.scp`` (noisy), ``spk1.scp`` (clean), ``emotion``,
     ``emotion_attr``, ``emotion_votes`` (3 votes for the label, 1 for the next
-    class), ``utt2spk``, ``emotion_list``; audio in ``wav/``.
+    class), ``utt2spk``, ``emotion_list``; audio in ``wav/``; with ``text``
+    also ``text``, a transcript per utterance (``TRANSCRIPTS``, of its label,
+    so text alone can learn the classes).
     """
     outdir = Path(outdir)
     (outdir / "wav").mkdir(parents=True, exist_ok=True)
@@ -89,6 +101,11 @@ def make_data_dir(
         aro, val, dom = np.array(ATTRIBUTES[label]) + rng.normal(0, 0.3, 3)
         files["emotion_attr"].append(f"{uid} {aro:.2f} {val:.2f} {dom:.2f}")
         files["utt2spk"].append(f"{uid} spk{i % 3}")
+        if text:
+            words = TRANSCRIPTS[label].split()
+            # 2.. words, drawn from no generator: the audio is as without text.
+            n = 2 + i % (len(words) - 1)
+            files.setdefault("text", []).append(f"{uid} {' '.join(words[:n])}")
     for name, lines in files.items():
         (outdir / name).write_text("\n".join(sorted(lines)) + "\n")
     (outdir / "emotion_list").write_text("\n".join(labels) + "\n")

@@ -17,8 +17,11 @@ from espnet2_merit.utils.datadir import read_kaldi
 ATTR = ["emotion_attr"]
 
 
-def _batch(data_dir, uids, names=("speech_ref1", "emotion", "emotion_attr")):
-    """Padded batch of generated utterances, as ESPnet's collate_fn builds it."""
+def _batch(
+    data_dir, uids, names=("speech_ref1", "emotion", "emotion_attr"), tokenizer=None
+):
+    """Padded batch of generated utterances, as ESPnet's collate_fn builds it
+    (with ``tokenizer``, the transcripts' token ids padded with -1)."""
     pad = torch.nn.utils.rnn.pad_sequence
     wav = read_kaldi(data_dir / "wav.scp")
     wavs = [torch.tensor(soundfile.read(wav[u], dtype="float32")[0]) for u in uids]
@@ -48,6 +51,11 @@ def _batch(data_dir, uids, names=("speech_ref1", "emotion", "emotion_attr")):
         dist = torch.tensor(dist)
         batch["emotion_votes"] = dist / dist.sum(-1, keepdim=True)
         batch["emotion_votes_lengths"] = torch.full((len(uids),), 4)
+    if tokenizer is not None:
+        text = read_kaldi(data_dir / "text")
+        ids = [torch.as_tensor(tokenizer(text[u])) for u in uids]
+        batch["text"] = pad(ids, batch_first=True, padding_value=-1)
+        batch["text_lengths"] = torch.tensor([len(i) for i in ids])
     if AUG_LABEL in names:  # what --augmentation makes: a type, the input
         batch[AUG_LABEL] = torch.arange(len(uids))[:, None] % 6
         batch[f"{AUG_LABEL}_lengths"] = torch.ones(len(uids), dtype=torch.long)
@@ -80,8 +88,11 @@ def test_loss_is_the_weighted_sum_and_gradients_flow(config, make_args, data_dir
     torch.manual_seed(0)
     model = MeritTask.build_model(make_args(config, names=names))
     uids = _uids(data_dirs[0])[:3]
+    tokenizer = getattr(model.text_frontend, "tokenizer", None)
     loss, stats, weight = model(
-        **_batch(data_dirs[0], uids, ("speech_ref1", *names, *_generated(config)))
+        **_batch(
+            data_dirs[0], uids, ("speech_ref1", *names, *_generated(config)), tokenizer
+        )
     )
     loss.backward()
     assert torch.isfinite(loss) and int(weight) == 3

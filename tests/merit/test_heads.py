@@ -24,14 +24,48 @@ TARGETS = {
     "source": SourceTarget("speech_unaugmented"),
 }
 SMALL = {"blstm_mask": dict(hidden_size=16)}
-HEADS = sorted(head_choices.classes)
+# Variants of a head in the table: "<head>:<variant>" -> its options.
+VARIANTS = {
+    "multimodal_pooling:xattn": dict(modality_fusion="xattn", attention_heads=2),
+    "multimodal_pooling:text_only": dict(speech=False),
+}
+HEADS = sorted([*head_choices.classes, *VARIANTS])
+# A text head's transcripts here: its (B, T, D) features seen as (B, T, L, D/L)
+# token layers with the frames' lengths, so that padding frames are padding
+# tokens too and every contract below covers the text input.
+TEXT_LAYERS = 2
+
+
+def _with_text(cls):
+    def text(feats, flens):
+        b, t, d = feats.shape
+        feats = feats.reshape(b, t, TEXT_LAYERS, d // TEXT_LAYERS)
+        return dict(text_feats=feats, text_lengths=flens)
+
+    class WithText(cls):
+        def forward(self, feats, flens, speech=None, slens=None, **given):
+            return super().forward(
+                feats, flens, speech, slens, **(given or text(feats, flens))
+            )
+
+        def predict(self, feats, flens, speech=None, slens=None, **given):
+            return super().predict(
+                feats, flens, speech, slens, **(given or text(feats, flens))
+            )
+
+    return WithText
 
 
 def _build(name, loss=None, **conf):
+    conf = {**VARIANTS.get(name, {}), **conf}
+    name = name.split(":")[0]
     cls = head_choices.classes[name]
     target = TARGETS[cls.target_kind]
     loss = loss_choices.classes[loss or cls.default_loss](target=target)
     torch.manual_seed(0)
+    if cls.uses_text:
+        cls = _with_text(cls)
+        conf = dict(text_layers=TEXT_LAYERS, text_size=D // TEXT_LAYERS, **conf)
     return cls(
         D, SHIFT, target, loss, **{"hidden_size": 8, **SMALL.get(name, {}), **conf}
     )

@@ -322,7 +322,7 @@ def test_no_pool_is_the_corpus_of_before(tmp_path):
     after = _files(tmp_path / "b")
     changed = {p for p, b in _files(tmp_path / "a").items() if after[p] != b}
     assert changed == {Path(".done"), Path("Labels") / "labels_consensus.csv"}
-    assert len(after) == len(_files(tmp_path / "a")) + 2
+    assert len(after) == len(_files(tmp_path / "a")) + 4  # 2 wavs, 2 transcripts
     with pytest.raises(mini.MeritInputError, match="num_unlabelled"):
         mini.generate(tmp_path / "c", num_unlabelled=-1)
 
@@ -364,3 +364,26 @@ def test_noise(tmp_path):
     assert sorted(p.name for p in third.iterdir()) == [".done", "pink", "white"]
     white = (third / "white" / "white_000.wav").read_bytes()
     assert white != (out / "white" / "white_000.wav").read_bytes()
+
+
+def test_transcripts(root, tmp_path, caplog):
+    """Transcripts/<utt>.txt: the sentence each utterance speaks (MSP-Podcast's
+    layout), read by data preparation into ``text``; a corpus made before them
+    gets them on a re-run without new audio."""
+    wavs = sorted(p.stem for p in (root / "Audios").iterdir())
+    txts = sorted(p.stem for p in (root / "Transcripts").iterdir())
+    assert txts == wavs
+    spoken = {s + e for s in mini.SENTENCES for e in ".!"}
+    for stem in txts:
+        assert (root / "Transcripts" / f"{stem}.txt").read_text().strip() in spoken
+    msp.prepare(root, tmp_path / "data", classes=4)
+    text = read_kaldi(tmp_path / "data" / "train" / "text")
+    assert list(text) == list(read_kaldi(tmp_path / "data" / "train" / "wav.scp"))
+    out = tmp_path / "old"
+    mini.generate(out, num_train=4, num_dev=1, num_test=1, seed=0)
+    first = _files(out)
+    shutil.rmtree(out / "Transcripts")
+    with caplog.at_level(logging.INFO):
+        mini.generate(out, num_train=4, num_dev=1, num_test=1, seed=0)
+    assert "wrote the missing" in caplog.text
+    assert _files(out) == first

@@ -3,6 +3,7 @@ MSP-Podcast's layout, written here."""
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -278,3 +279,26 @@ def test_msp_podcast_recipe_stages_1_to_5(tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     assert (recipe / "data" / "emotion_list").read_text().split() == list("ASHUFDCN")
+
+
+def test_transcripts_become_text(corpus, tmp_path, caplog):
+    """Transcripts/<utt>.txt (one per utterance, MSP-Podcast's layout) -> ``text``
+    per split, whitespace collapsed; an utterance without one is left out and
+    logged; without the folder no ``text`` (one of an earlier run removed)."""
+    out = tmp_path / "data"
+    (corpus / "Transcripts").mkdir()
+    (corpus / "Transcripts" / f"{utt(0)}.txt").write_text("Hello  there,\nfriend.\n")
+    (corpus / "Transcripts" / f"{utt(1)}.txt").write_text("Fine.\n")
+    with caplog.at_level(logging.INFO):
+        msp.prepare(corpus, out, classes=4)
+    text = read_kaldi(out / "train" / "text")
+    assert text[utt(0)] == "Hello there, friend." and text[utt(1)] == "Fine."
+    wavs = read_kaldi(out / "train" / "wav.scp")
+    assert set(text) == {utt(0), utt(1)} & set(wavs)
+    assert "no (or an empty) transcript" in caplog.text
+    shutil.rmtree(corpus / "Transcripts")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        msp.prepare(corpus, out, classes=4)
+    assert not (out / "train" / "text").exists()
+    assert "no text (transcripts)" in caplog.text

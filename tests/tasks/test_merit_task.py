@@ -68,7 +68,10 @@ def test_build_records_every_default(config, make_args):
         "weighted_sum",
         "last_layer",
     )
-    assert "exact_padding" in args.frontend_conf and "fs" not in args.frontend_conf
+    assert "fs" not in args.frontend_conf
+    assert "exact_padding" in args.frontend_conf or given["frontend"] == "fbank"
+    if "text_frontend" in given:  # every option of the text frontend recorded
+        assert {"local_files_only", "max_tokens"} <= set(args.text_frontend_conf)
     assert "aux_loss_weights" in args.model_conf
     # Rebuilding from the recorded arguments alone gives the same architecture.
     again = MeritTask.build_model(args)

@@ -53,7 +53,12 @@ class AbsTaskHead(torch.nn.Module, ABC):
       with; default: the padded target tensor), ``stats`` (extra per-batch
       statistics), ``sufficient_stats`` (whole-dev-set model selection, see
       ``espnet2_merit.scoring.selection``) and ``extra_targets`` (further data
-      the head reads beside its target, e.g. soft labels).
+      the head reads beside its target, e.g. soft labels);
+    - a head that reads the transcripts sets ``uses_text = True``: its
+      constructor also takes ``text_layers`` and ``text_size`` (L and D of the
+      config's ``text_frontend``, set by the task), and ``forward``/``predict``
+      get the keyword arguments ``text_feats`` (B, S, L, D) and
+      ``text_lengths`` (B,).
 
     Every method sees padded batches with lengths; padding must never reach a
     prediction, a statistic or the loss. Utterances without the target (``-``
@@ -66,6 +71,7 @@ class AbsTaskHead(torch.nn.Module, ABC):
     target_kind: str = ""
     default_target: str = ""
     default_loss: str = ""
+    uses_text: bool = False
 
     def __init__(self, target: Target, loss: AbsLoss):
         super().__init__()

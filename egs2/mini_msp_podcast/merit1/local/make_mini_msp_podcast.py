@@ -8,8 +8,10 @@
 Writes ``<outdir>/Audios/MSP-PODCAST_<spk>_<utt>.wav`` (16 kHz mono 16-bit),
 ``<outdir>/Labels/labels_consensus.csv`` with MSP-Podcast's header and
 ``<outdir>/Labels/labels_detailed.csv``, the individual annotations in the layout of
-release 1.11 and later (``FileName,EmoDetail``), so the mini recipe runs the same
-data preparation (``local/msp_podcast_data.py``) as the real one.
+release 1.11 and later (``FileName,EmoDetail``), and
+``<outdir>/Transcripts/MSP-PODCAST_<spk>_<utt>.txt`` (the sentence each utterance
+speaks, one file per utterance as MSP-Podcast ships them), so the mini recipe runs
+the same data preparation (``local/msp_podcast_data.py``) as the real one.
 
 Speech is synthesised offline by ``espeak-ng`` (``apt-get install -y espeak-ng``)
 from short neutral sentences, in several voices (accent x voice variant, one per
@@ -51,8 +53,10 @@ Every random draw comes from --seed, so a seed gives byte-identical files whatev
 (``espeak()`` says what it takes for espeak-ng's own randomness). The annotations
 come from a random stream of their own, so they leave the consensus file and the
 audio as they were before the file existed. ``<outdir>/.done`` records the options;
-a re-run with the same options skips (writing only ``labels_detailed.csv`` if a
-corpus made before it existed lacks it).
+a re-run with the same options skips (writing only ``labels_detailed.csv`` or the
+transcripts if a corpus made before they existed lacks them; the transcripts then
+come from espeak-ng run again without writing audio, since which sentence an
+utterance speaks depends on the synthesised durations).
 """
 
 import argparse
@@ -80,6 +84,7 @@ from espnet2_merit.utils.synthetic import ATTRIBUTES
 PROG = "make_mini_msp_podcast.py"
 FS = 16000
 DETAILED_FILE = Path("Labels") / "labels_detailed.csv"
+TRANSCRIPTS_DIR = Path("Transcripts")  # <FileName stem>.txt per utterance
 HEADER = "FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set"
 DETAILED_HEADER = "FileName,EmoDetail"  # MSP-Podcast 1.11 and later
 CLASSES = ("A", "S", "H", "N")
@@ -262,21 +267,33 @@ def espeak(voice: str, text: str, pitch: int, pitch_range: int, rate: int):
     return soxr.resample(wav, fs, FS, quality="HQ")
 
 
-def synthesise(job: Job) -> Tuple[str, float, bool]:
-    """Write one utterance; returns (path, seconds, whether its peak was limited)."""
+def spoken(job: Job) -> Tuple[str, np.ndarray]:
+    """The sentence ``job`` speaks and its (T,) speech: the first of its
+    sentences that fits ``DURATION``, else the one nearest the range."""
     lead, trail = (int(s * FS) for s in job.silences)
     best = None
     for index in job.sentences:
         text = SENTENCES[index] + ("!" if job.exclaim else ".")
         speech = espeak(job.voice, text, job.pitch, job.pitch_range, job.rate)
         seconds = (len(speech) + lead + trail) / FS
-        # The first sentence that fits; else the one nearest the range.
         miss = max(DURATION[0] - seconds, seconds - DURATION[1], 0.0)
         if best is None or miss < best[0]:
-            best = (miss, speech)
+            best = (miss, text, speech)
         if miss == 0.0:
             break
-    speech = best[1]
+    return best[1], best[2]
+
+
+def transcript(job: Job) -> str:
+    """The sentence ``job`` speaks (synthesised again, no audio written)."""
+    return spoken(job)[0]
+
+
+def synthesise(job: Job) -> Tuple[str, float, bool, str]:
+    """Write one utterance; returns (path, seconds, whether its peak was limited,
+    the sentence spoken)."""
+    lead, trail = (int(s * FS) for s in job.silences)
+    text, speech = spoken(job)
     room = int(DURATION[1] * FS) - lead - trail
     if len(speech) > room:  # very slow speech: cut, fading out to avoid a click
         speech = speech[:room] * np.minimum(1.0, np.arange(room, 0, -1) / FADE)
@@ -288,7 +305,7 @@ def synthesise(job: Job) -> Tuple[str, float, bool]:
         wav *= PEAK / np.abs(wav).max()
     wav += NOISE_FLOOR * np.random.default_rng(job.floor_seed).standard_normal(len(wav))
     write_audio(job.path, wav, FS, "PCM_16")
-    return job.path, len(wav) / FS, bool(limited)
+    return job.path, len(wav) / FS, bool(limited), text
 
 
 def _allocate(n: int, shares: Sequence[float]) -> List[int]:
@@ -485,6 +502,12 @@ def generate(
             rows = plan(outdir.resolve(), nums, seed, num_unlabelled)[1]
             write_detailed(outdir, rows, seed)
             logger.info(f"wrote the missing {outdir / DETAILED_FILE}")
+        if not (outdir / TRANSCRIPTS_DIR).is_dir():  # made before they existed
+            jobs = plan(outdir.resolve(), nums, seed, num_unlabelled)[0]
+            with multiprocessing.Pool(nj) if nj > 1 else _Serial() as pool:
+                texts = list(pool.imap(transcript, jobs, chunksize=4))
+            write_transcripts(outdir, [j.path for j in jobs], texts)
+            logger.info(f"wrote the missing {outdir / TRANSCRIPTS_DIR}")
         return label_file
     done.unlink(missing_ok=True)
     jobs, rows = plan(outdir.resolve(), nums, seed, num_unlabelled)
@@ -504,8 +527,8 @@ def generate(
                 mininterval=1.0,
             )
         )
-    seconds = np.array([s for _, s, _ in results])
-    limited = sum(lim for _, _, lim in results)
+    seconds = np.array([r[1] for r in results])
+    limited = sum(r[2] for r in results)
     logger.info(
         f"{len(jobs)} utterances, {seconds.sum() / 60:.1f} min, "
         f"{seconds.min():.2f}-{seconds.max():.2f} s each; "
@@ -513,8 +536,23 @@ def generate(
     )
     write_labels(outdir, rows)
     write_detailed(outdir, rows, seed)
+    write_transcripts(outdir, [r[0] for r in results], [r[3] for r in results])
     atomic_write_text(done, stamp)
     return label_file
+
+
+def write_transcripts(outdir: Path, paths: Sequence[str], texts: Sequence[str]):
+    """``<outdir>/Transcripts/<stem>.txt``, one per utterance (the audio's
+    ``paths``), each the sentence it speaks; files of an earlier, larger corpus
+    are removed."""
+    folder = outdir / TRANSCRIPTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{Path(p).stem}.txt": text for p, text in zip(paths, texts)}
+    for stale in folder.glob("*.txt"):
+        if stale.name not in wanted:
+            stale.unlink()
+    for name, text in wanted.items():
+        atomic_write_text(folder / name, text + "\n")
 
 
 def write_labels(outdir: Path, rows: Sequence[str]) -> Path:

@@ -52,6 +52,17 @@ Rows naming a file that ``labels_consensus.csv`` does not list are counted in a
 warning and ignored. Any other primary, a malformed row or an unknown header is an
 error naming the file and line, so a change of format is caught. Without the file,
 no ``emotion_votes`` is written (and one left by an earlier run is removed).
+
+When ``<corpus_dir>/Transcripts/`` exists (one ``<FileName stem>.txt`` per
+utterance, e.g. ``Transcripts/MSP-PODCAST_0001_0008.txt``, the layout public
+MSP-Podcast loaders read), every split also gets
+
+  text          utt -> its transcript on one line (whitespace and line breaks
+                collapsed to single spaces), for the speech + text systems
+
+An utterance without a transcript file, or with an empty one, is left out of
+``text`` (logged: training with a text frontend then names it). Without the folder
+no ``text`` is written (logged, and one left by an earlier run is removed).
 """
 
 import argparse
@@ -93,6 +104,7 @@ CLASS_SETS = {4: ("A", "S", "H", "N"), 8: ("A", "S", "H", "U", "F", "D", "C", "N
 ALL_CODES = ("A", "S", "H", "U", "F", "D", "C", "N", "O", "X")
 # Individual annotations (optional): one row per annotator and utterance.
 DETAILED_FILE = Path("Labels") / "labels_detailed.csv"
+TRANSCRIPTS_DIR = Path("Transcripts")  # <FileName stem>.txt per utterance
 DETAILED_HEADERS = {
     "1.11": ("FileName", "EmoDetail"),
     "1.6": (
@@ -383,6 +395,37 @@ def load_votes(corpus_dir: Path, rows: Sequence[Row]) -> Optional[Votes]:
     return votes
 
 
+def load_transcripts(corpus_dir: Path) -> Optional[Dict[str, str]]:
+    """utt -> transcript of ``<corpus_dir>/Transcripts/<utt>.txt`` (whitespace
+    collapsed: a data-dir line holds one transcript), or None without the
+    folder."""
+    folder = corpus_dir / TRANSCRIPTS_DIR
+    if not folder.is_dir():
+        logger.info(f"{folder}: no such folder, so no text (transcripts)")
+        return None
+    texts = {}
+    for path in sorted(folder.glob("*.txt")):
+        try:
+            words = path.read_text(encoding="utf-8").split()
+        except UnicodeDecodeError as e:
+            raise MeritInputError(f"{path}: not UTF-8 text ({e})") from None
+        texts[path.stem] = " ".join(words)
+    logger.info(f"{folder}: {len(texts)} transcripts")
+    return texts
+
+
+def write_text(d: Path, name: str, kept: Sequence[Row], texts: Dict[str, str]):
+    """``<d>/text`` for the ``kept`` rows that have a non-empty transcript; logs
+    the others."""
+    write_kaldi(d / "text", {r.utt: texts[r.utt] for r in kept if texts.get(r.utt)})
+    missing = [r.utt for r in kept if not texts.get(r.utt)]
+    if missing:
+        logger.warning(
+            f"{name}: {len(missing)} of {len(kept)} utterances have no (or an "
+            f"empty) transcript, left out of text: {_listed(missing)}"
+        )
+
+
 def write_votes(d: Path, name: str, kept: Sequence[Row], votes: Votes) -> None:
     """``<d>/emotion_votes`` for the ``kept`` rows of a labelled split; logs the
     missing votes and the utterances without any."""
@@ -488,6 +531,7 @@ def prepare(
         )
     check_audio(selected, csv_path)
     votes = load_votes(corpus_dir, rows)
+    texts = load_transcripts(corpus_dir)
 
     summary: Dict[str, Dict[str, int]] = {}
     for split in wanted:
@@ -501,6 +545,10 @@ def prepare(
         write_kaldi(d / "utt2spk", {r.utt: r.spk for r in kept})
         write_kaldi(d / "utt2gender", {r.utt: r.gender for r in kept})
         write_kaldi(d / "excluded", {r.utt: r.code or UNLABELLED for r in dropped})
+        if texts is not None:
+            write_text(d, name, kept, texts)
+        else:  # one from an earlier run would not match this corpus
+            (d / "text").unlink(missing_ok=True)
         counts: Dict[str, int] = {}
         if labelled:
             if not kept:
