@@ -106,7 +106,10 @@ one_run() {  # one_run SYSTEM SEED: train (stages 7-8), decode and score (9-10)
         step1="" epochs=$((step1_epochs + step2_epochs))
     fi
     # shellcheck disable=SC2086
-    ./run.sh --stage 7 --stop_stage 10 --expdir "${expdir}" --tag "${tag}" ${recipe_opts[${system}]:-} \
+    # The mini recipe's run.sh trains its own model with dynamic mixing: the systems
+    # here train on stage 2's mixtures unless recipe_opts says otherwise.
+    ./run.sh --stage 7 --stop_stage 10 --expdir "${expdir}" --tag "${tag}" \
+        --dynamic_mixing false --dm_snr_range 5 --dm_rir_prob 0 ${recipe_opts[${system}]:-} \
         --nj 1 --inference_nj 1 --train_config "${config[${system}]}" \
         --step1_config "${step1}" \
         --step1_args "--freeze_param frontend.upstream --max_epoch ${step1_epochs} --seed ${seed} ${extra[${system}]:-}" \
