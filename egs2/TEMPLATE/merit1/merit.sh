@@ -285,7 +285,8 @@ if [ "${dynamic_mixing}" = true ]; then
     dm_opts+=" --dynamic_mixing rir_prob=${dm_rir_prob}"
     dm_opts+=" --dynamic_mixing rir_reference=${dm_rir_reference}"
     dm_inputs=("${datadir}/noise/train.scp")
-    if [ -f "${datadir}/rir/train.scp" ]; then
+    # stage 2 writes the RIR pool when there are RIR dirs (it may not exist yet)
+    if [ -n "${rir_seen_dirs}" ] || [ -f "${datadir}/rir/train.scp" ]; then
         dm_opts+=" --dynamic_mixing rir_scp=${datadir}/rir/train.scp"
         dm_inputs+=("${datadir}/rir/train.scp")
     fi
@@ -585,7 +586,8 @@ train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS [INPUT...]: one training r
     if grep -q "^augmentation:" "${config}"; then
         aug="--augmentation noise_scp=${datadir}/noise/train.scp"
         aug_inputs=("${datadir}/noise/train.scp")
-        if [ -f "${datadir}/rir/train.scp" ]; then
+        # stage 2 writes the RIR pool when there are RIR dirs (it may not exist yet)
+    if [ -n "${rir_seen_dirs}" ] || [ -f "${datadir}/rir/train.scp" ]; then
             aug+=" --augmentation rir_scp=${datadir}/rir/train.scp"
             aug_inputs+=("${datadir}/rir/train.scp")
         fi
