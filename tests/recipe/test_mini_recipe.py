@@ -43,7 +43,8 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert out.returncode == 0, log[-4000:]
     for stage in range(1, 14):
         assert f"Stage {stage}:" in log
-    exp = recipe / "exp" / "merit_train_sparse_merit_3task_tiny"
+    # run.sh trains with dynamic mixing, which names the experiment ..._dm
+    exp = recipe / "exp" / "merit_train_sparse_merit_3task_tiny_dm"
     results = (exp / "RESULTS.md").read_text()
     for name in ("F1-macro", "CCC mean", "SSNR", "PESQ", "STOI", "unseen", "-5"):
         assert name in results, name
@@ -57,6 +58,7 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert "| entropy | speech/noise TV |" in results
     # Step 2 starts from step 1's heads only (the release's protocol: a fresh MoE).
     command = (exp / "train.log").read_text().splitlines()[0]
+    assert "--dynamic_mixing rir_scp=data/rir/train.scp" in command, command
     assert command.count("--init_param") == 1, command
     assert re.search(r"_step1/\S+\.pth:heads:heads ", command), command
     decoded = exp / "decode" / "test1_seen_snr-5"
@@ -117,7 +119,7 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert again.returncode == 0, log[-3000:]
     emotion = (recipe / "dump" / "raw" / "train_semi_sim" / "emotion").read_text()
     assert emotion.count(" -\n") == 6 and len(emotion.splitlines()) == 46
-    exp = recipe / "exp" / "merit_train_mtl_aug_tiny"
+    exp = recipe / "exp" / "merit_train_mtl_aug_tiny_dm"
     train_log = (exp / "train.log").read_text()
     assert "--augmentation noise_scp=" in train_log and "train_semi_sim" in train_log
     assert "aug_acc=" in train_log and "recon_loss=" in train_log
