@@ -16,7 +16,13 @@
 # labels from the annotators' votes), and MTL-AUG on sparse MERIT (augmentation-type
 # classification and reconstruction of the un-augmented input as two more routed
 # tasks), without and with the mini corpus's unlabelled pool (its Test3, labels
-# withheld, trained by every task but SER), each trained with the same budget (step 1 with the
+# withheld, trained by every task but SER), and speech + text SER by the Interspeech
+# 2025 challenge system's two-run protocol (arXiv 2508.07282): a speech SER run
+# (speech_only: the SER-only config in one step, WavLM fine-tuned) and a text SER run
+# on the transcripts (text_only: the tiny RoBERTa fine-tuned), then a late-fusion
+# head trained on their frozen backbones (speech_text: merit.sh --branch_configs
+# with the two runs of the same seed, --branch_init "speech=frontend
+# text=text_frontend"), each trained with the same budget (step 1 with the
 # SSL frozen, then step 2) for several seeds, decoded and scored on every test SNR
 # and noise set and on the reverberant test sets (the mini recipe's run.sh makes
 # them: seen and unseen rooms, seen noise, 5 dB), then tabulated by
@@ -71,6 +77,9 @@ declare -A config=(
     [mtl_aug]=conf/tuning/train_mtl_aug_tiny.yaml
     [mtl_aug_pool]=conf/tuning/train_mtl_aug_tiny.yaml
     [challenge]=conf/tuning/train_challenge_8class_attr_tiny.yaml
+    [speech_only]=conf/tuning/train_ser_only_tiny.yaml
+    [text_only]=conf/tuning/train_text_only_tiny.yaml
+    [speech_text]=conf/tuning/train_speech_text_fusion_tiny.yaml
 )
 declare -A extra=(
     [sparse_hard]="--fusion_conf router_grad=none"
@@ -85,12 +94,18 @@ declare -A recipe_opts=(
     [mtl_aug_pool]="--unlabelled_sets test3"
 )
 # systems trained in one step (their schedule starts with the SSL model frozen)
-declare -A one_step=([shared_cascade]=1)
-all_systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws sparse_shared sparse_topp sparse_dm shared_cascade sparse_bfs mtl_aug mtl_aug_pool challenge"
+# (the two-run protocol's branches: WavLM or RoBERTa fine-tuned from the start)
+declare -A one_step=([shared_cascade]=1 [speech_only]=1 [text_only]=1)
+all_systems="se_only ser_only naive_mtl dense_merit sparse_merit sparse_hard sparse_ws sparse_shared sparse_topp sparse_dm shared_cascade sparse_bfs mtl_aug mtl_aug_pool challenge speech_only text_only speech_text"
 systems=${systems:-${all_systems}}
 for system in ${systems}; do
     [[ " ${all_systems} " == *" ${system} "* ]] || { echo "unknown system ${system} (of: ${all_systems})" >&2; exit 2; }
 done
+if [[ " ${systems} " == *" speech_text "* ]]; then  # its branches: trained first
+    for branch in speech_only text_only; do
+        [[ " ${systems} " == *" ${branch} "* ]] || systems+=" ${branch}"
+    done
+fi
 
 log "data (stages 1-6) in ${recipe}, experiments in ${recipe}/${expdir}"
 ./run.sh --stage 1 --stop_stage 6 --expdir "${expdir}" > "${expdir}/logs/data.log" 2>&1 \
@@ -114,6 +129,18 @@ one_run() {  # one_run SYSTEM SEED: train (stages 7-8), decode and score (9-10)
         --step1_config "${step1}" \
         --step1_args "--freeze_param frontend.upstream --max_epoch ${step1_epochs} --seed ${seed} ${extra[${system}]:-}" \
         --train_args "--max_epoch ${epochs} --seed ${seed} ${extra[${system}]:-}" \
+        > "${expdir}/logs/${tag}.log" 2>&1
+}
+
+fused() {  # fused SEED: the two-run protocol's fusion step on that seed's branches
+    local seed=$1 tag=speech_text_seed$1
+    ./run.sh --stage 7 --stop_stage 10 --expdir "${expdir}" --tag "${tag}" \
+        --dynamic_mixing false --dm_snr_range 5 --dm_rir_prob 0 \
+        --nj 1 --inference_nj 1 --train_config "${config[speech_text]}" \
+        --step1_config "" \
+        --branch_configs "speech=${expdir}/merit_speech_only_seed${seed} text=${expdir}/merit_text_only_seed${seed}" \
+        --branch_init "speech=frontend text=text_frontend" \
+        --train_args "--max_epoch ${step2_epochs} --seed ${seed}" \
         > "${expdir}/logs/${tag}.log" 2>&1
 }
 
@@ -146,9 +173,15 @@ earlier=$(compgen -G "${expdir}/merit_*_seed*/decode" | wc -l || true)  # scored
 [ "${earlier}" -gt 0 ] || earlier=""
 jobs_list=()
 for seed in ${seeds}; do
-    for system in ${systems}; do jobs_list+=("${system} ${seed}"); done
+    for system in ${systems}; do
+        [ "${system}" = speech_text ] || jobs_list+=("${system} ${seed}")
+    done
 done
 run_all one_run "${jobs_list[@]}"
+if [[ " ${systems} " == *" speech_text "* ]]; then  # after its branch runs
+    # shellcheck disable=SC2086
+    run_all fused ${seeds}
+fi
 if [[ " ${systems} " == *" se_only "* && " ${systems} " == *" ser_only "* ]]; then
     # shellcheck disable=SC2086
     run_all cascade ${seeds}
@@ -161,6 +194,7 @@ header="## Method comparison on the mini corpus (\`bench/methods.sh\`)
 - corpus: the mini recipe's (espeak-ng speech, 4 classes; train $(wc -l < dump/raw/train_sim/wav.scp), dev $(wc -l < dump/raw/dev_sim/wav.scp), test $(wc -l < dump/raw/test1_seen_snr-5/wav.scp) utterances per set; train/dev at 5 dB, babble held out as the unseen noise), tiny random WavLM (2 layers, width 64)
 - reverberation: $(awk '$2 != "-"' dump/raw/train_sim/utt2rir 2>/dev/null | wc -l) of the train utterances convolved with a pyroomacoustics RIR (office/living/classroom rooms; the corridor held out as unseen rooms), dry SE reference; reverberant test sets: $(ls -d dump/raw/*_rir*_snr* 2>/dev/null | xargs -rn1 basename | tr '\n' ' ')
 - budget per system and seed: step 1 (SSL frozen) ${step1_epochs} epochs, step 2 (joint) ${step2_epochs} epochs, batch 4, the first 4 s of train and dev utterances, new batches every epoch, no gradient clipping; model selection on the dev set's F1-macro; seeds ${seeds}
+- speech + text: speech only and text only are one step of $((step1_epochs + step2_epochs)) epochs (WavLM, or the tiny random RoBERTa on the transcripts, fine-tuned; the text is the same at every SNR); speech + text trains its late-fusion head ${step2_epochs} epochs on their frozen backbones (the two-run protocol); all three classify only (no attribute task, so no CCC)
 - wall time: $((elapsed / 60)) min $((elapsed % 60)) s for $(echo ${systems} | wc -w) systems x $(echo ${seeds} | wc -w) seeds${earlier:+ in this invocation, which skipped ${earlier} runs finished by an earlier one}"
 "${python}" "${repo}/bench/methods_table.py" --expdir "${expdir}" \
     --seeds ${seeds} --out "${out}" --plot "${out%.md}_f1_vs_snr.png" --header "${header}"

@@ -72,8 +72,19 @@ SYSTEMS = {
     "MTL-AUG on sparse MERIT (TAFFC 2023)": ("mtl_aug", "decode"),
     "MTL-AUG, + unlabelled pool": ("mtl_aug_pool", "decode"),
     "challenge config: + attributes, Mish (IS 2025)": ("challenge", "decode"),
+    # The two-run protocol (IS 2025 challenge system): its two branch runs, then
+    # the fusion head on their frozen backbones.
+    "speech only (WavLM fine-tuned, one step)": ("speech_only", "decode"),
+    "text only (transcripts, RoBERTa fine-tuned)": ("text_only", "decode"),
+    "speech + text, two-run protocol (IS 2025)": ("speech_text", "decode"),
 }
 REFERENCES = ("SE pre-processing", "naive MTL")
+# Further references of some systems: the fused model against its speech branch.
+SYSTEM_REFERENCES = {
+    "speech + text, two-run protocol (IS 2025)": (
+        "speech only (WavLM fine-tuned, one step)",
+    ),
+}
 Column = Tuple[str, Metric]  # (task, headline metric)
 
 
@@ -98,15 +109,31 @@ class Run:
 
 
 def load_runs(expdir: Path, seeds: Sequence[int]) -> Dict[str, List[Run]]:
+    """The scored runs of every system run for all ``seeds``; a system with no
+    run at all is left out (``methods.sh --systems`` ran a part), one with some
+    seeds missing is an error."""
     runs = {}
     for name, (exp, decode) in SYSTEMS.items():
-        runs[name] = []
-        for seed in seeds:
-            path = expdir / f"merit_{exp}_seed{seed}" / decode.format(seed=seed)
-            if not path.is_dir():
-                raise MeritInputError(f"system '{name}', seed {seed}: no {path}")
-            runs[name].append(Run(path))
+        paths = [
+            expdir / f"merit_{exp}_seed{seed}" / decode.format(seed=seed)
+            for seed in seeds
+        ]
+        missing = [(s, p) for s, p in zip(seeds, paths) if not p.is_dir()]
+        if len(missing) == len(paths):
+            continue
+        if missing:
+            seed, path = missing[0]
+            raise MeritInputError(f"system '{name}', seed {seed}: no {path}")
+        runs[name] = [Run(p) for p in paths]
+    if not runs:
+        raise MeritInputError(f"{expdir}: no system has scored runs")
     return runs
+
+
+def references(name: str, runs: Dict[str, List[Run]]) -> List[str]:
+    """The reference systems a system's cells compare with (those that ran)."""
+    refs = REFERENCES + SYSTEM_REFERENCES.get(name, ())
+    return [r for r in refs if r != name and r in runs]
 
 
 def key(column: Column) -> str:
@@ -183,9 +210,7 @@ def collect(runs: Dict[str, List[Run]]) -> Dict:
                         "values": values,
                         "vs": {},
                     }
-                    for ref in REFERENCES:
-                        if ref == name:
-                            continue
+                    for ref in references(name, runs):
                         ref_values = [
                             r.value(set_name, task, metric.name) for r in runs[ref]
                         ]
@@ -222,10 +247,7 @@ def _cell(cell: Optional[Dict], metric: Metric, alpha: float) -> str:
     digits = metric.digits
     text = f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
     notes = []
-    for ref in REFERENCES:
-        vs = cell["vs"].get(ref)
-        if vs is None:
-            continue
+    for vs in cell["vs"].values():  # in the order of references()
         p = vs["p_value"]
         star = "*" if p is not None and np.isfinite(p) and p < alpha else ""
         notes.append(change_text(cell["mean"], vs["reference_mean"], metric, star))
@@ -372,7 +394,16 @@ def main(cmd=None):
     if not cols:
         raise MeritInputError(f"{args.expdir}: no run has a headline metric")
     results = collect(runs)
-    refs = " / ".join(REFERENCES)
+    refs = " / ".join(r for r in REFERENCES if r in runs)
+    extra = [
+        (name, " / ".join(r for r in more if r in runs))
+        for name, more in SYSTEM_REFERENCES.items()
+        if name in runs and any(r in runs for r in more)
+    ]
+    if refs and extra:
+        refs += " (" + "; ".join(f"{n}: also over {r}" for n, r in extra) + ")"
+    elif extra:
+        refs = "; ".join(f"{r} (for {n})" for n, r in extra)
     text = [
         args.header.rstrip(),
         "",
@@ -384,7 +415,9 @@ def main(cmd=None):
         "pairs of all seeds pooled). dB metrics add the difference of the means "
         f"in dB; `†`: the reference's mean is within ±{SMALL_DB:g} dB of 0 dB, where "
         "the percentage is meaningless (read the dB difference). SE metrics of the "
-        "SE pre-processing system are its SE model's; the SER-only system has none.",
+        "SE pre-processing system are its SE model's; the SER-only, speech-only, "
+        "text-only and speech + text systems have none (no SE task), nor CCC "
+        "(they classify only: CCC tables come from systems with an attribute task).",
         "",
         markdown(results, cols, args.alpha),
     ]

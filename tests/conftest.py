@@ -21,6 +21,14 @@ def tiny_roberta(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_asr(tmp_path_factory) -> Path:
+    """A tiny random wav2vec2 CTC model and its processor (a local folder)."""
+    from espnet2_merit.utils.asr_checkpoint import make_ctc_checkpoint
+
+    return make_ctc_checkpoint(tmp_path_factory.mktemp("asr") / "ctc")
+
+
+@pytest.fixture(scope="session")
 def data_dirs(tmp_path_factory):
     """(train, valid) data dirs of generated noisy/clean speech with labels."""
     from espnet2_merit.utils.synthetic import make_data_dir
@@ -98,3 +106,14 @@ def trained_exp(tiny_wavlm, data_dirs, tmp_path_factory):
         ]
     )  # fmt: skip
     return root / "exp" / "config.yaml", root / "exp" / "valid.loss.best.pth"
+
+
+@pytest.fixture(scope="session")
+def text_exp(tiny_wavlm, tiny_roberta, data_dirs, tmp_path_factory):
+    """(config.yaml, checkpoint) of the tiny speech + text model (late fusion, an
+    SE task too) trained for one epoch by ESPnet's trainer: the model the text
+    inference, CLI and export tests share."""
+    from merit_testing import SPEECH_TEXT_TINY, train_text_model
+
+    root = tmp_path_factory.mktemp("text_exp")
+    return train_text_model(root, SPEECH_TEXT_TINY, tiny_wavlm, tiny_roberta, data_dirs)

@@ -137,3 +137,27 @@ def noise_env(root: Path) -> Dict[str, str]:
         "NOISE_SEEN_DIRS": f"{dirs['hum']} {dirs['hiss']}",
         "NOISE_UNSEEN_DIRS": dirs["babble"],
     }
+
+
+SPEECH_TEXT_TINY = CONF / "tuning" / "train_speech_text_late_tiny.yaml"
+
+
+def train_text_model(root: Path, config: Path, wavlm: Path, roberta: Path, data_dirs):
+    """Train a tiny config with a text frontend for one epoch (ESPnet's trainer)
+    on the generated data with its transcripts; returns (config.yaml, best
+    checkpoint)."""
+    from espnet2_merit.bin.merit_train import main as train_main
+
+    train, valid = data_dirs
+    train_main(
+        [
+            "--config", str(config),
+            "--frontend_conf", f"path_or_url={wavlm}",
+            "--text_frontend_conf", f"model_name_or_path={roberta}",
+            "--emotion_list", str(train / "emotion_list"),
+            "--output_dir", str(root / "exp"),
+            "--ngpu", "0",
+            *data_args(train, valid, ("speech", "speech_ref1", "emotion", "text")),
+        ]
+    )  # fmt: skip
+    return root / "exp" / "config.yaml", root / "exp" / "valid.loss.best.pth"

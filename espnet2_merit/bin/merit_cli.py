@@ -3,6 +3,9 @@
 
     merit predict a.wav b.flac --model model.zip          # a table
     merit predict *.wav --model model.zip --json          # for machines
+    merit predict a.wav --text "what a day" --model text_model.zip
+    merit predict *.wav --text_file text --model text_model.zip
+    merit predict *.wav --asr_model openai/whisper-small --model text_model.zip
     merit enhance noisy.wav -o clean.wav --model model.zip
     merit routes a.wav -o routes.png --model model.zip
     merit export --onnx ser.onnx --model model.zip
@@ -48,22 +51,39 @@ def get_parser() -> argparse.ArgumentParser:
             help="Overlap of the windows (default: a fifth of the window, <= 4 s)",
         )  # fmt: skip
 
+    def text_args(p):  # models with a text frontend read transcripts
+        text = p.add_mutually_exclusive_group()
+        text.add_argument("--text", help="Transcript of the one file (text models)")
+        text.add_argument(
+            "--text_file",
+            help="Transcripts: '<key> <words>' lines, the key a file's path or "
+            "name without extension (one file: one plain-text line too)",
+        )
+        p.add_argument(
+            "--asr_model",
+            help="ASR model (transformers: hub name or folder) transcribing the "
+            "files without a transcript",
+        )
+
     p = sub.add_parser("predict", help="Emotion (and every utterance-level task)")
     p.add_argument("files", nargs="+")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON lines")
     fmt.add_argument("--csv", action="store_true", help="CSV with a header")
     p.add_argument("--batch_size", type=_positive(int), default=1)
+    text_args(p)
     model_args(p)
 
     p = sub.add_parser("enhance", help="Enhance one noisy file")
     p.add_argument("file")
     p.add_argument("-o", "--output", required=True, help="Audio file (.wav, .flac)")
+    text_args(p)
     model_args(p)
 
     p = sub.add_parser("routes", help="Plot per-frame expert choices per task")
     p.add_argument("file")
     p.add_argument("-o", "--output", required=True, help="PNG file")
+    text_args(p)
     model_args(p)
 
     p = sub.add_parser("export", help="Export one task's path to ONNX")

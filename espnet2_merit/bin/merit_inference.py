@@ -6,14 +6,20 @@
         --data_path_and_name_and_type dump/raw/test1/wav.scp,speech,sound \
         --key_file exp/x/decode/logdir/keys/keys.1 --output_dir exp/x/decode/out.1
 
+A model with a text frontend reads the transcripts too: a second
+``--data_path_and_name_and_type dump/raw/test1/text,text,text`` (Kaldi text, the
+keys of the wav.scp), or ``--asr_model`` transcribes the audio.
+
 Writes each task's outputs and ``outputs.json`` (see
 ``espnet2_merit.inference.decode_dir``).
 """
 
 import argparse
 from pathlib import Path
+from typing import Dict, Optional, Tuple
 
 from espnet2.utils import config_argparse
+from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2bool, str2triple_str, str_or_none
 
 from espnet2_merit.errors import MeritInputError
@@ -37,7 +43,8 @@ def get_parser() -> config_argparse.ArgumentParser:
         type=str2triple_str,
         required=True,
         action="append",
-        help="The noisy speech: <wav.scp>,speech,sound",
+        help="The noisy speech: <wav.scp>,speech,sound; and for a model with a "
+        "text frontend its transcripts: <text>,text,text",
     )
     group.add_argument(
         "--key_file", type=str_or_none, help="Only these utterances (one shard)"
@@ -52,7 +59,39 @@ def get_parser() -> config_argparse.ArgumentParser:
     group.add_argument("--enhance", type=str2bool, default=True)
     group.add_argument("--window_sec", type=float, default=20.0)
     group.add_argument("--overlap_sec", type=float, default=None)
+    group.add_argument(
+        "--asr_model",
+        type=str_or_none,
+        default=None,
+        help="ASR model transcribing utterances for a model with a text frontend "
+        "(without a <text>,text,text entry)",
+    )
+    group.add_argument(
+        "--asr_conf",
+        action=NestedDictAction,
+        default=None,
+        help="Options of the ASR transcriber",
+    )
     return parser
+
+
+def data_files(entries) -> Tuple[str, Optional[str]]:
+    """The wav.scp and the transcripts (or None) of the data options."""
+    found: Dict[Tuple[str, str], str] = {}
+    for path, name, kind in entries:
+        if (name, kind) not in (("speech", "sound"), ("text", "text")):
+            raise MeritInputError(
+                f"--data_path_and_name_and_type {path},{name},{kind}: expected "
+                "'<wav.scp>,speech,sound' or '<text>,text,text'"
+            )
+        if (name, kind) in found:
+            raise MeritInputError(f"--data_path_and_name_and_type: '{name}' twice")
+        found[name, kind] = path
+    if ("speech", "sound") not in found:
+        raise MeritInputError(
+            "--data_path_and_name_and_type: expected one '<wav.scp>,speech,sound'"
+        )
+    return found["speech", "sound"], found.get(("text", "text"))
 
 
 def main(cmd=None):
@@ -61,11 +100,7 @@ def main(cmd=None):
         from espnet2_merit.inference.decode_dir import decode
         from espnet2_merit.inference.speech2emotion import Speech2EmotionEnhance
 
-        (path, name, kind), *rest = args.data_path_and_name_and_type
-        if rest or name != "speech" or kind != "sound":
-            raise MeritInputError(
-                "--data_path_and_name_and_type: expected one '<wav.scp>,speech,sound'"
-            )
+        path, text_file = data_files(args.data_path_and_name_and_type)
         kwargs = dict(
             device="cuda" if args.ngpu > 0 else "cpu",
             dtype=args.dtype,
@@ -73,6 +108,8 @@ def main(cmd=None):
             window_sec=args.window_sec,
             overlap_sec=args.overlap_sec,
             enhance=args.enhance,
+            asr_model=args.asr_model,
+            asr_conf=args.asr_conf,
         )
         if args.model_tag is not None:
             s2e = Speech2EmotionEnhance.from_pretrained(args.model_tag, **kwargs)
@@ -80,7 +117,9 @@ def main(cmd=None):
             s2e = Speech2EmotionEnhance(args.train_config, args.model_file, **kwargs)
         else:
             raise MeritInputError("give --model_tag or --train_config/--model_file")
-        decode(s2e, path, Path(args.output_dir), args.key_file, args.batch_size)
+        decode(
+            s2e, path, Path(args.output_dir), args.key_file, args.batch_size, text_file
+        )
 
 
 if __name__ == "__main__":

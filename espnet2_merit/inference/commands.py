@@ -19,6 +19,7 @@ import numpy as np
 import soundfile
 
 from espnet2_merit.errors import MeritInputError
+from espnet2_merit.utils.datadir import read_kaldi
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def load(args, enhance: bool):
         overlap_sec=args.overlap_sec,
         enhance=enhance,
         batch_size=getattr(args, "batch_size", 1),
+        asr_model=getattr(args, "asr_model", None),
     )
     if args.model:
         return Speech2EmotionEnhance.from_pretrained(args.model, **kwargs)
@@ -69,11 +71,75 @@ def _named(path: str, e: MeritInputError) -> str:
     )
 
 
+def transcripts(args) -> Optional[Dict[str, Optional[str]]]:
+    """Audio file -> its transcript from ``--text`` (one file) or ``--text_file``
+    (Kaldi ``<key> <words>`` lines, the key being the file's path as given or its
+    name without the extension; for one file also a plain-text line); None
+    without either. A file without a line maps to None (``--asr_model``
+    transcribes it), and is an error without ``--asr_model``."""
+    files = list(args.files) if hasattr(args, "files") else [args.file]
+    text, text_file = getattr(args, "text", None), getattr(args, "text_file", None)
+    if text is not None and text_file is not None:
+        raise MeritInputError("give --text or --text_file, not both")
+    if text is not None:
+        if len(files) != 1:
+            raise MeritInputError(
+                f"--text is the transcript of one file ({len(files)} given): use "
+                "--text_file with '<key> <words>' lines"
+            )
+        return {files[0]: text}
+    if text_file is None:
+        return None
+    path = Path(text_file)
+    if not path.is_file():
+        raise MeritInputError(f"--text_file {text_file}: no such file")
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    try:
+        keyed = read_kaldi(path)
+    except MeritInputError:
+        if len(files) != 1 or len(lines) != 1:
+            raise
+        keyed = {}  # one file, one line, not '<key> <words>': plain text
+    stems = [Path(f).stem for f in files if f not in keyed]
+    twice = sorted({s for s in stems if stems.count(s) > 1 and s in keyed})
+    if twice:
+        raise MeritInputError(
+            f"--text_file {text_file}: key '{twice[0]}' fits several files; key "
+            "them by their paths"
+        )
+    out: Dict[str, Optional[str]] = {}
+    for f in files:
+        keys = [k for k in (f, Path(f).stem) if k in keyed]
+        if keys:
+            out[f] = keyed[keys[0]]
+        elif len(files) == 1 and len(lines) == 1:  # the line is its transcript
+            out[f] = " ".join(lines[0].split())
+        elif getattr(args, "asr_model", None) is not None:
+            out[f] = None  # transcribed by the ASR model
+        else:
+            raise MeritInputError(
+                f"--text_file {text_file}: no line for {f} (key '{Path(f).stem}' "
+                f"or '{f}'); or give --asr_model to transcribe it"
+            )
+    return out
+
+
+def _one_transcript(args, s2e) -> Optional[str]:
+    """``--text``/``--text_file``'s transcript of ``args.file`` (None: none, or
+    the ASR model's), checked against the model."""
+    texts = transcripts(args)
+    s2e.check_text_source(texts is not None)
+    return None if texts is None else texts[args.file]
+
+
 def predict(args) -> Tuple[str, bool]:
     """Utterance-level outputs of every file; returns (output, all good)."""
     from tqdm import tqdm
 
+    texts = transcripts(args)
     s2e = load(args, enhance=False)
+    s2e.check_text_source(texts is not None)
+    text = (lambda p: None) if texts is None else texts.get
     rows: List[dict] = []
     files = list(args.files)
     bar = tqdm(total=len(files), disable=len(files) < 2, file=sys.stderr, unit="file")
@@ -89,14 +155,18 @@ def predict(args) -> Tuple[str, bool]:
         results = {}
         if len(rates) == 1:
             try:
-                batch = s2e.batch([w for w, _ in audio.values()], fs=rates.pop())
+                batch = s2e.batch(
+                    [w for w, _ in audio.values()],
+                    fs=rates.pop(),
+                    texts=None if texts is None else [text(p) for p in audio],
+                )
                 results = dict(zip(audio, batch))
             except MeritInputError:
                 results = {}  # one file is bad: find it below, one by one
         for p, (wav, fs) in audio.items():
             if p not in results:
                 try:
-                    results[p] = s2e(wav, fs=fs)
+                    results[p] = s2e(wav, fs=fs, text=text(p))
                 except MeritInputError as e:
                     rows.append({"file": p, "error": _named(p, e)})
                     continue
@@ -183,9 +253,10 @@ def enhance(args) -> Tuple[str, bool]:
     s2e = load(args, enhance=True)
     if all(h.target_kind != "waveform" for h in s2e.model.heads.values()):
         raise MeritInputError("this model has no enhancement task: it cannot enhance")
+    text = _one_transcript(args, s2e)
     wav, fs = read_audio_file(args.file)
     try:
-        res = s2e(wav, fs=fs)
+        res = s2e(wav, fs=fs, text=text)
     except MeritInputError as e:
         raise MeritInputError(_named(args.file, e)) from None
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -198,9 +269,10 @@ def routes(args) -> Tuple[str, bool]:
 
     output = _output_file(args.output, ".png")
     s2e = load(args, enhance=False)
+    text = _one_transcript(args, s2e)
     wav, fs = read_audio_file(args.file)
     try:
-        res = s2e(wav, fs=fs)
+        res = s2e(wav, fs=fs, text=text)
     except MeritInputError as e:
         raise MeritInputError(_named(args.file, e)) from None
     if not res.routes:

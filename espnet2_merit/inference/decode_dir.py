@@ -7,7 +7,9 @@ routing statistics of every routed task
 (``routing/<task>_{usage,gate,experts,expert_count}``: per utterance the expert
 shares, mean first gate, first-choice expert and number of experts of each frame)
 and ``outputs.json``, the manifest: every task's target (name, kind, file,
-classes or value names) and every text file written. The stage script merges the
+classes or value names) and every text file written. A model with a text
+frontend reads each utterance's transcript from a Kaldi ``text`` file (or its ASR
+model's) and writes the transcript it read to ``text``. The stage script merges the
 files the manifest lists; scoring reads the targets from it. Text files appear
 only when complete (written to ``*.tmp`` and renamed), the manifest last.
 
@@ -70,6 +72,8 @@ def write_result(
         else:
             for name, line in target.render(result.value).items():
                 text.write(name, key, line)
+    if res.text is not None:  # the transcript read (given or the ASR model's)
+        text.write("text", key, " ".join(res.text.split()))
     num_experts = getattr(s2e.model.fusion, "num_experts", 0)
     for task, r in res.routes.items():
         usage = " ".join(f"{u:.4f}" for u in r.usage(num_experts))
@@ -98,8 +102,15 @@ def decode(
     out_dir: Path,
     key_file: Optional[str] = None,
     batch_size: int = 1,
+    text_file: Optional[str] = None,
 ) -> None:
-    """Run ``s2e`` over the utterances of ``wav_scp`` (those of ``key_file``)."""
+    """Run ``s2e`` over the utterances of ``wav_scp`` (those of ``key_file``).
+
+    A model with a text frontend reads their transcripts from ``text_file``
+    (Kaldi ``<utt> <words>``, the keys of ``wav_scp``); those it lacks, or all
+    without it, are transcribed by ``s2e``'s ASR model (an error without one).
+    """
+    s2e.check_text_source(text_file is not None)
     reader = SoundScpReader(wav_scp, dtype="float32", always_2d=True)
     keys = list(read_kaldi(wav_scp))
     if key_file is not None:
@@ -112,6 +123,18 @@ def decode(
                 f"{key_file}: {len(unknown)} keys not in {wav_scp}, e.g. {unknown[:3]}"
             )
         keys = wanted
+    transcripts = None
+    if text_file is not None:
+        transcripts = read_kaldi(text_file)
+        missing = [k for k in keys if k not in transcripts]
+        if missing and s2e.asr_model is None:
+            raise MeritInputError(
+                f"{text_file}: no transcript for utterance '{missing[0]}' of "
+                f"{wav_scp} ({len(missing)} of {len(keys)} have none; --asr_model "
+                "would transcribe them)"
+            )
+        if missing:
+            logger.info(f"{len(missing)} utterances without a transcript: ASR")
     out_dir.mkdir(parents=True, exist_ok=True)
     text = AtomicTextFiles(out_dir)
     failed: Dict[str, str] = {}
@@ -123,7 +146,7 @@ def decode(
                 audio[key] = reader[key]
             except Exception as e:  # soundfile's errors do not name the scp line
                 failed[key] = f"cannot read its audio: {e}"
-        for key, res in _decode(s2e, audio, failed).items():
+        for key, res in _decode(s2e, audio, failed, transcripts).items():
             write_result(text, out_dir, key, res, s2e)
         logger.info(f"{start + len(batch_keys)}/{len(keys)} utterances")
     files = text.commit()
@@ -142,20 +165,27 @@ def decode(
         )
 
 
-def _decode(s2e, audio: Dict[str, tuple], failed: Dict[str, str]):
-    """Results of utterance -> (rate, samples), one batch per sampling rate; an
-    utterance that fails is recorded in ``failed``."""
+def _decode(
+    s2e,
+    audio: Dict[str, tuple],
+    failed: Dict[str, str],
+    transcripts: Optional[Dict[str, str]] = None,
+):
+    """Results of utterance -> (rate, samples) (and its transcript), one batch
+    per sampling rate; an utterance that fails is recorded in ``failed``."""
     out = {}
     rates = {rate for rate, _ in audio.values()}
+    text = (lambda k: None) if transcripts is None else transcripts.get
     for rate in sorted(rates):
         keys = [k for k, (r, _) in audio.items() if r == rate]
+        texts = None if transcripts is None else [text(k) for k in keys]
         try:
-            results = s2e.batch([audio[k][1] for k in keys], fs=rate)
+            results = s2e.batch([audio[k][1] for k in keys], fs=rate, texts=texts)
             out.update(zip(keys, results))
         except MeritInputError:
             for key in keys:  # one by one, to find the culprit
                 try:
-                    out[key] = s2e(audio[key][1], fs=rate)
+                    out[key] = s2e(audio[key][1], fs=rate, text=text(key))
                 except MeritInputError as e:
                     failed[key] = str(e).replace("recording 0", f"utterance '{key}'")
     return {k: out[k] for k in audio if k in out}

@@ -5,6 +5,11 @@ The graph is traced at one input length: the exported model takes a (1, N) wavef
 of exactly the traced N samples at the model's rate (longer audio: run it over
 windows of N samples and average, as ``Speech2EmotionEnhance`` does). Waveform
 (enhancement) tasks are not exported.
+
+A model with a text frontend takes the transcript too: inputs ``text`` (1, S)
+int64 token ids of its tokenizer (``Speech2EmotionEnhance.text_frontend.tokenizer``;
+the number of tokens S is a dynamic axis) and ``text_lengths`` (1,) int64, the
+valid tokens (positions past it are padding, never read).
 """
 
 import contextlib
@@ -18,18 +23,29 @@ from torch.nn.utils.rnn import pad_sequence
 
 from espnet2_merit.errors import MeritInputError
 
+# A transcript whose token ids trace a text frontend (any words do).
+EXAMPLE_TEXT = "this is what the example input says"
+
 
 class TaskPath(torch.nn.Module):
-    """(1, N) waveform -> (1, C) class probabilities or (1, A) values of one
-    task: only that task's experts and head are in the graph."""
+    """(1, N) waveform (and (1, S) token ids with (1,) lengths for a model with
+    a text frontend) -> (1, C) class probabilities or (1, A) values of one task:
+    only that task's experts and head are in the graph."""
 
     def __init__(self, model: torch.nn.Module, task: str):
         super().__init__()
         self.model, self.task = model, task
 
-    def forward(self, speech: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        speech: torch.Tensor,
+        text: Optional[torch.Tensor] = None,
+        text_lengths: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         lengths = torch.full((speech.size(0),), speech.size(1), dtype=torch.long)
-        _, _, preds = self.model.inference(speech, lengths, [self.task])
+        _, _, preds = self.model.inference(
+            speech, lengths, [self.task], text=text, text_lengths=text_lengths
+        )
         return preds[self.task]
 
 
@@ -121,28 +137,41 @@ def export_onnx(
     check_exportable(s2e.model)
     task = exportable_task(s2e.model, task)
     wrapper = TaskPath(s2e.model, task).eval()
-    example = torch.from_numpy(
-        np.random.default_rng(0).standard_normal((1, num)).astype(np.float32) * 0.1
-    )
+    rng = np.random.default_rng(0)
+    example = {
+        "speech": torch.from_numpy(
+            rng.standard_normal((1, num)).astype(np.float32) * 0.1
+        )
+    }
+    names, dynamic = ["speech"], {}
+    if s2e.reads_text:
+        ids = s2e.tokens(EXAMPLE_TEXT)
+        example.update(text=ids[None], text_lengths=torch.tensor([len(ids)]))
+        names += ["text", "text_lengths"]
+        dynamic = {"text": {1: "tokens"}}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), _unpadded_s3prl():
-        expected = wrapper(example).numpy()
+        expected = wrapper(**example).numpy()
         torch.onnx.export(
             wrapper,
-            (example,),
+            tuple(example[n] for n in names),
             path,
-            input_names=["speech"],
+            input_names=names,
             output_names=[task],
+            dynamic_axes=dynamic or None,
             opset_version=17,
             dynamo=False,
         )
+    inputs = f"1 x {num} samples" + (
+        ", text: 1 x S token ids, text_lengths: 1" if s2e.reads_text else ""
+    )
     try:
         import onnxruntime
     except ImportError:
-        return f"wrote {path} (task {task}, input: 1 x {num} samples; onnxruntime not installed)"
+        return f"wrote {path} (task {task}, input: {inputs}; onnxruntime not installed)"
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    got = session.run(None, {"speech": example.numpy()})[0]
+    got = session.run(None, {n: example[n].numpy() for n in names})[0]
     err = float(np.abs(got - expected).max())
     if err > 1e-4:
         raise RuntimeError(f"ONNX output differs from PyTorch by {err:.2e}")
-    return f"wrote {path} (task {task}, input: 1 x {num} samples; max |onnx - torch| {err:.1e})"
+    return f"wrote {path} (task {task}, input: {inputs}; max |onnx - torch| {err:.1e})"

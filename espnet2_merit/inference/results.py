@@ -88,6 +88,8 @@ class EmotionEnhanceResult:
             recordings).
         silent: The input is digitally silent (all samples zero): its labels say
             nothing about it.
+        text: The transcript the model read (given, or the ASR model's), for a
+            model with a text frontend; None otherwise.
     """
 
     fs: int
@@ -95,6 +97,7 @@ class EmotionEnhanceResult:
     routes: Dict[str, Routes] = field(default_factory=dict)
     windows: List[WindowResult] = field(default_factory=list)
     silent: bool = False
+    text: Optional[str] = None
 
     def first(self, kind: str, target: Optional[str] = None) -> Optional[TaskResult]:
         """The first task of a kind (preferring the one predicting ``target``)."""
@@ -138,6 +141,8 @@ class EmotionEnhanceResult:
         if self.attributes is not None:
             out["attributes"] = self.attributes
         out["silent"] = self.silent
+        if self.text is not None:
+            out["text"] = self.text
         out["tasks"] = {
             name: t.to_dict() for name, t in self.tasks.items() if t.kind != "waveform"
         }

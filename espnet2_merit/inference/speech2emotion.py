@@ -4,6 +4,7 @@
 >>> result = s2e(waveform, fs=44100)
 >>> result.label, result.probs, result.enhanced, result.routes["ser"].experts
 >>> result.tasks["attr"].value          # any task of the model, by name
+>>> s2e(waveform, text="what a day")     # a model with a text frontend
 """
 
 import logging
@@ -13,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 import torchaudio
+from espnet.nets.pytorch_backend.nets_utils import pad_list
 from typeguard import typechecked
 
 from espnet2_merit.errors import MeritInputError
@@ -33,6 +35,14 @@ from espnet2_merit.merit.heads.targets import LabelTarget, VectorTarget
 logger = logging.getLogger(__name__)
 Audio = Union[np.ndarray, torch.Tensor]
 MAX_CHANNELS = 32  # a 2-D array's smaller axis above this is not a channel axis
+# Padding of a batch's token ids: MeritTask.build_collate_fn's int_pad_value (the
+# text frontend never reads positions past the lengths).
+TEXT_PAD = -1
+NO_TRANSCRIPT = (
+    "this model reads transcripts (text_frontend): give them (text=, texts=; "
+    "merit predict --text/--text_file; a Kaldi text file) or an ASR model "
+    "(asr_model=, --asr_model)"
+)
 
 
 class Speech2EmotionEnhance:
@@ -45,6 +55,13 @@ class Speech2EmotionEnhance:
     are processed in windows overlapping by ``overlap_sec``
     (``espnet2_merit.inference.windowing``): peak memory depends on
     ``window_sec`` and ``batch_size`` only.
+
+    A model with a text frontend (``text_frontend: hf_text``) reads each
+    recording's transcript too: given (``text=``), or transcribed from the
+    recording at the model's rate by ``asr_model``
+    (``espnet2_merit.asr.transcriber.Transcriber``). It is tokenised by the text
+    frontend's tokenizer (the one training's preprocessor uses), and every window
+    of a long recording reads the whole transcript.
 
     Example:
         >>> s2e = Speech2EmotionEnhance("exp/x/config.yaml", "exp/x/valid.ser_f1_macro.best.pth")
@@ -63,6 +80,8 @@ class Speech2EmotionEnhance:
         overlap_sec: Optional[float] = None,
         enhance: bool = True,
         allow_random_init: bool = False,
+        asr_model: Optional[str] = None,
+        asr_conf: Optional[dict] = None,
     ):
         """Load a model.
 
@@ -78,6 +97,10 @@ class Speech2EmotionEnhance:
             enhance: Run waveform tasks (enhancement) too; False runs the
                 utterance-level tasks only, and skips the SE task's experts.
             allow_random_init: Accept ``model_file=None`` (debugging only).
+            asr_model: An ASR model (name or folder) that transcribes the
+                recordings called without ``text`` (models with a text frontend
+                only).
+            asr_conf: Further options of ``Transcriber``.
         """
         from espnet2_merit.tasks.builder import build_model_from_file
 
@@ -108,6 +131,33 @@ class Speech2EmotionEnhance:
         # Whole frames between window starts, so all windows share one frame grid.
         hop = int((window_sec - overlap_sec) * self.fs) // self.shift * self.shift
         self.hop = max(hop, self.shift)
+        self.text_frontend = self.model.text_frontend
+        if asr_model is not None and self.text_frontend is None:
+            raise MeritInputError(
+                f"asr_model={asr_model!r}: this model has no text_frontend, it reads "
+                "no transcripts"
+            )
+        if asr_conf is not None and asr_model is None:
+            raise MeritInputError("asr_conf is given without asr_model")
+        self.asr_model, self.asr_conf = asr_model, dict(asr_conf or {})
+        self._transcriber = None
+
+    @property
+    def reads_text(self) -> bool:
+        """Whether the model reads transcripts (it has a text frontend)."""
+        return self.text_frontend is not None
+
+    def check_text_source(self, given: bool) -> None:
+        """Errors, before any work, for a call that gives transcripts
+        (``given``) or none: a model with a text frontend needs them or an ASR
+        model, one without refuses them."""
+        if given and not self.reads_text:
+            raise MeritInputError(
+                "transcripts given, but this model has no text_frontend: it reads "
+                "speech only"
+            )
+        if not given and self.reads_text and self.asr_model is None:
+            raise MeritInputError(NO_TRANSCRIPT)
 
     @staticmethod
     def from_pretrained(model_tag: str, **kwargs) -> "Speech2EmotionEnhance":
@@ -137,15 +187,19 @@ class Speech2EmotionEnhance:
         )
 
     # ----------------------------------------------------------------- calls
-    def __call__(self, speech: Audio, fs: Optional[int] = None) -> EmotionEnhanceResult:
+    def __call__(
+        self, speech: Audio, fs: Optional[int] = None, text: Optional[str] = None
+    ) -> EmotionEnhanceResult:
         """One recording: (N,) samples, (N, C) channels-last (soundfile's layout)
         or (C, N) channels-first (torchaudio's).
 
         Args:
             speech: The waveform (float, or integer PCM).
             fs: Its sampling rate (default: the model's).
+            text: Its transcript (models with a text frontend; without it the
+                ASR model transcribes the recording).
         """
-        return self.batch([speech], fs=fs)[0]
+        return self.batch([speech], fs=fs, texts=None if text is None else [text])[0]
 
     @torch.no_grad()
     def batch(
@@ -153,14 +207,29 @@ class Speech2EmotionEnhance:
         speech: Union[Audio, Sequence[Audio]],
         speech_lengths: Optional[Audio] = None,
         fs: Optional[int] = None,
+        texts: Optional[Sequence[Optional[str]]] = None,
     ) -> List[EmotionEnhanceResult]:
         """Several recordings: a (B, N) padded batch with (B,) lengths, or a list
-        of waveforms (as ``__call__`` takes). Results equal one-by-one calls."""
+        of waveforms (as ``__call__`` takes). Results equal one-by-one calls.
+
+        Args:
+            speech: (B, N) padded waveforms, or a list of B waveforms.
+            speech_lengths: (B,) valid samples per row of a padded batch.
+            fs: Their sampling rate (default: the model's).
+            texts: B transcripts (models with a text frontend); a None entry, or
+                ``texts=None``, is transcribed by ``asr_model``. Each becomes (S,)
+                token ids by the text frontend's tokenizer; a batch pads them
+                (as training's collate function, with -1).
+        """
         fs = self.fs if fs is None else fs
         if isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0:
             raise MeritInputError(f"fs must be a positive integer in Hz, got {fs!r}")
+        if texts is not None and not self.reads_text:
+            self.check_text_source(True)
         recordings = split_batch(speech, speech_lengths)
         wavs = [self._to_model_rate(w, int(fs), i) for i, w in enumerate(recordings)]
+        texts = self._transcripts(texts, wavs)
+        tokens = None if texts is None else [self.tokens(t) for t in texts]
         windows = [
             w
             for i, wav in enumerate(wavs)
@@ -169,12 +238,16 @@ class Speech2EmotionEnhance:
         outs: List[Dict[str, Any]] = []
         for b in range(0, len(windows), self.batch_size):
             chunk = windows[b : b + self.batch_size]
-            outs += self._run([wavs[w.rec][w.start : w.end] for w in chunk])
+            outs += self._run(
+                [wavs[w.rec][w.start : w.end] for w in chunk],
+                None if tokens is None else [tokens[w.rec] for w in chunk],
+            )
         results = []
         for i, wav in enumerate(wavs):
             parts = [(w, o) for w, o in zip(windows, outs) if w.rec == i]
             res = self._assemble(parts, len(wav), len(recordings[i]), int(fs))
             res.silent = not bool(wav.abs().max() > 0)
+            res.text = None if texts is None else texts[i]
             if res.silent:
                 logger.warning(
                     f"recording {i} is digitally silent (all samples zero): its "
@@ -184,6 +257,55 @@ class Speech2EmotionEnhance:
         return results
 
     # --------------------------------------------------------------- helpers
+    def _transcripts(
+        self, texts: Optional[Sequence[Optional[str]]], wavs: List[torch.Tensor]
+    ) -> Optional[List[str]]:
+        """One transcript per recording: ``texts``, the ASR model's of the
+        model-rate ``wavs`` for those without; None for a model without a text
+        frontend."""
+        if not self.reads_text:
+            return None
+        if texts is None:
+            texts = [None] * len(wavs)
+        if isinstance(texts, str) or len(texts) != len(wavs):
+            got = "one string" if isinstance(texts, str) else f"{len(texts)}"
+            raise MeritInputError(
+                f"texts: expected one transcript per recording ({len(wavs)}), got "
+                f"{got}"
+            )
+        texts, asr = list(texts), [i for i, t in enumerate(texts) if t is None]
+        for i, text in enumerate(texts):
+            if text is not None and not isinstance(text, str):
+                raise MeritInputError(
+                    f"recording {i}: its transcript is a {type(text).__name__}, "
+                    "not a string"
+                )
+        if asr and self.asr_model is None:
+            raise MeritInputError(f"recording {asr[0]}: no transcript: {NO_TRANSCRIPT}")
+        if asr:
+            for i, text in zip(asr, self._transcribe([wavs[i] for i in asr])):
+                texts[i] = text
+        for i, text in enumerate(texts):
+            if not text.strip():
+                by = f" (asr_model {self.asr_model} heard no word)" if i in asr else ""
+                raise MeritInputError(f"recording {i}: its transcript is empty{by}")
+        return texts
+
+    def _transcribe(self, wavs: List[torch.Tensor]) -> List[str]:
+        """The ASR model's transcripts of model-rate (N,) recordings."""
+        if self._transcriber is None:
+            from espnet2_merit.asr.transcriber import Transcriber
+
+            self._transcriber = Transcriber(
+                self.asr_model, device=self.device, **self.asr_conf
+            )
+        return self._transcriber.transcribe([w.numpy() for w in wavs], self.fs)
+
+    def tokens(self, text: str) -> torch.Tensor:
+        """(S,) token ids of a transcript, by the text frontend's tokenizer (the
+        one the training preprocessor calls)."""
+        return torch.as_tensor(self.text_frontend.tokenizer(text), dtype=torch.long)
+
     def _to_model_rate(self, wav: torch.Tensor, fs: int, index: int) -> torch.Tensor:
         if not torch.isfinite(wav).all():
             raise MeritInputError(f"recording {index}: contains NaN or Inf samples")
@@ -196,19 +318,30 @@ class Speech2EmotionEnhance:
             )
         return wav
 
-    def _run(self, chunks: List[torch.Tensor]) -> List[Dict[str, Any]]:
-        """Model outputs for a list of waveforms at the model rate (one batch)."""
+    def _run(
+        self, chunks: List[torch.Tensor], tokens: Optional[List[torch.Tensor]] = None
+    ) -> List[Dict[str, Any]]:
+        """Model outputs for a list of waveforms at the model rate (one batch),
+        with each one's (S,) transcript token ids for a text frontend."""
         lengths = torch.tensor([len(c) for c in chunks])
         speech = torch.zeros(len(chunks), int(lengths.max()))
         for i, c in enumerate(chunks):
             speech[i, : len(c)] = c
         speech, lengths = speech.to(self.device), lengths.to(self.device)
+        text = {}
+        if tokens is not None:  # padded as the training collate function pads
+            text = dict(
+                text=pad_list(tokens, TEXT_PAD).to(self.device),
+                text_lengths=torch.tensor([len(t) for t in tokens]).to(self.device),
+            )
         with torch.autocast(
             torch.device(self.device).type,
             dtype=self.dtype,
             enabled=self.dtype != torch.float32,
         ):
-            fused, flens, preds = self.model.inference(speech, lengths, self.tasks)
+            fused, flens, preds = self.model.inference(
+                speech, lengths, self.tasks, **text
+            )
         outs = []
         for i, n in enumerate(flens.tolist()):
             out: Dict[str, Any] = {

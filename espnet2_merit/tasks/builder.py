@@ -75,7 +75,7 @@ from espnet2_merit.merit.loss.reconstruction import SpectralL1
 from espnet2_merit.train.data_check import label_counts
 from espnet2_merit.utils.checkpoint import check_checkpoint, load_state_dict
 from espnet2_merit.utils.datadir import read_list
-from espnet2_merit.utils.packing import FILE_ENTRIES
+from espnet2_merit.utils.packing import FILE_ENTRIES, HUB_SECTIONS
 
 frontend_choices = ClassChoices(
     name="frontend",
@@ -598,7 +598,11 @@ def read_config(config_file: Path) -> argparse.Namespace:
             beside = config_file.parent / value
             if beside.exists():
                 conf[section][key] = str(beside.resolve())
-            elif not Path(value).exists() and _looks_like_path(value):
+            elif (
+                not Path(value).exists()
+                and _looks_like_path(value)
+                and section not in HUB_SECTIONS  # FacebookAI/roberta-large
+            ):
                 raise MeritInputError(
                     f"{config_file}: {section}.{key} '{value}' is neither beside the "
                     "config nor relative to the working directory"

@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -51,6 +52,43 @@ from espnet2_merit.train.trainer import MeritTrainer
 from espnet2_merit.utils.checkpoint import check_checkpoint, force_weights_only
 from espnet2_merit.utils.datadir import DATA_FILES, read_kaldi
 from espnet2_merit.utils.packing import FILE_ENTRIES
+
+
+def merge_repeated(cmd: List[str], option: str) -> List[str]:
+    """Join the values of every ``option`` (an ``nargs="*"`` option of ESPnet's,
+    such as ``--init_param``) into its first occurrence: argparse keeps only the
+    last one, so ``--init_param a.pth:frontend:frontend --init_param
+    b.pth:text_frontend:text_frontend`` would load ``b`` alone.
+
+    Args:
+        cmd: Command-line words.
+        option: The option (``--name``; ``--name=value`` is read too).
+
+    Returns:
+        ``cmd`` with one ``option`` holding all the values, where the first was.
+    """
+    out: List[str] = []
+    values: List[str] = []
+    first = None
+    i = 0
+    while i < len(cmd):
+        word = cmd[i]
+        if word == option or word.startswith(option + "="):
+            if first is None:
+                first = len(out)
+                out.append(option)
+            if word != option:
+                values.append(word.split("=", 1)[1])
+            i += 1
+            while i < len(cmd) and not cmd[i].startswith("-"):
+                values.append(cmd[i])
+                i += 1
+            continue
+        out.append(word)
+        i += 1
+    if first is not None:
+        out[first + 1 : first + 1] = values
+    return out
 
 
 class MeritTask(AbsTask):
@@ -337,6 +375,7 @@ class MeritTask(AbsTask):
     def main(cls, args: Optional[argparse.Namespace] = None, cmd=None):
         force_weights_only()  # before anything loads a checkpoint
         if args is None:
+            cmd = merge_repeated(sys.argv[1:] if cmd is None else cmd, "--init_param")
             args = cls.get_parser().parse_args(cmd)
         check_distributed(args)
         super().main(args=args, cmd=cmd)

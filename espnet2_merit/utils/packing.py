@@ -2,9 +2,10 @@
 
 The zip holds ``meta.yaml`` (keys ``train_config`` and ``model_file``: the
 arguments of ``Speech2EmotionEnhance``), the config, the weights, and every local
-file the config needs to rebuild the model (normalisation statistics, a local SSL
-checkpoint), so ``Speech2EmotionEnhance.from_pretrained("model.zip")`` works on
-another machine.
+file or folder the config needs to rebuild the model (normalisation statistics, a
+local SSL checkpoint, a local ``transformers`` text encoder folder), so
+``Speech2EmotionEnhance.from_pretrained("model.zip")`` works on another machine,
+offline. A hub name (``roberta-large``) is kept as it is.
 
     python -m espnet2_merit.bin.merit_pack --train_config exp/x/config.yaml \
         --model_file exp/x/valid.ser_f1_macro.best.pth --outpath exp/x/packed/model.zip
@@ -21,10 +22,17 @@ from espnet2.main_funcs.pack_funcs import pack
 
 from espnet2_merit.errors import MeritInputError
 
-# Config entries that name files the model is built from: recorded as absolute
-# paths by training, resolved against the config's directory when loading (a
-# packed model), copied into the zip here.
-FILE_ENTRIES = (("normalize_conf", "stats_file"), ("frontend_conf", "path_or_url"))
+# Config entries that name files (or folders) the model is built from: recorded
+# as absolute paths by training, resolved against the config's directory when
+# loading (a packed model), copied into the zip here.
+FILE_ENTRIES = (
+    ("normalize_conf", "stats_file"),
+    ("frontend_conf", "path_or_url"),
+    ("text_frontend_conf", "model_name_or_path"),
+)
+# Sections of FILE_ENTRIES whose value may be a hub name instead (``owner/name``,
+# which looks like a relative path): kept as they are when no such file exists.
+HUB_SECTIONS = ("text_frontend_conf",)
 
 
 def pack_model(
@@ -43,11 +51,14 @@ def pack_model(
         extra: Dict[str, str] = {}
         for section, key in FILE_ENTRIES:
             value = (conf.get(section) or {}).get(key)
-            if value is None or not Path(value).is_file():
+            if not isinstance(value, str) or not Path(value).exists():
                 continue  # e.g. a hub upstream name: nothing to ship
-            name = f"data/{section}/{Path(value).name}"
+            name = f"data/{section}/{Path(value).resolve().name}"
             (stage / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(value, stage / name)
+            if Path(value).is_dir():  # a save_pretrained folder: all its files
+                shutil.copytree(value, stage / name)
+            else:
+                shutil.copy(value, stage / name)
             conf[section][key] = name
             extra[section] = name
         with open(stage / "config.yaml", "w", encoding="utf-8") as f:

@@ -4,6 +4,7 @@ significance with the seeds' (seed, utterance) pairs pooled."""
 
 import json
 import re
+import shutil
 import zlib
 
 import numpy as np
@@ -24,6 +25,12 @@ UTTS = [f"u{i}" for i in range(12)]
 REFS = [CLASSES[i % 4] for i in range(12)]
 WAVE = [m.name for m in registry.metrics_of("waveform")]
 SMALL = ("naive MTL", SETS[0])  # its SSNR there: about 0.5 dB
+SPEECH_TEXT = (
+    "speech only (WavLM fine-tuned, one step)",
+    "text only (transcripts, RoBERTa fine-tuned)",
+    "speech + text, two-run protocol (IS 2025)",
+)
+NO_SE = ("SER only (noisy input)", *SPEECH_TEXT)  # systems without an SE task
 
 
 def _run(decode, system, seed, set_name):
@@ -31,7 +38,7 @@ def _run(decode, system, seed, set_name):
     random predictions and SE scores (no SE task for SER only)."""
     rng = np.random.default_rng(zlib.crc32(f"{system} {seed} {set_name}".encode()))
     hyp = [r if rng.random() < 0.6 else CLASSES[rng.integers(4)] for r in REFS]
-    se = system != "SER only (noisy input)"
+    se = system not in NO_SE
     cols = {f"se_{m}": rng.normal(5, 2, len(UTTS)) for m in WAVE} if se else {}
     if (system, set_name) == SMALL:
         cols["se_ssnr"] = rng.normal(0.5, 0.1, len(UTTS))
@@ -175,9 +182,57 @@ def test_reverberant_sets_get_a_second_table(made):
     assert shown.startswith(f"{cell['mean']:.4f} ± ")
 
 
-def test_missing_run_is_a_clear_error(expdir, tmp_path):
-    with pytest.raises(Exception, match="seed 3: no .*merit_ser_only_seed3"):
-        table.load_runs(expdir, (1, 3))
+def test_speech_and_text_systems_are_rows_of_the_ser_table(made):
+    """The two-run protocol's three systems (bench/methods.sh speech_only,
+    text_only, speech_text): F1-macro rows with the references' comparisons, no
+    SE rows (no SE task) and no CCC table (no attribute task)."""
+    out, results = made
+    text = out.read_text()
+    for name in SPEECH_TEXT:
+        cell = results["ser_f1_macro"]["test1, seen"][name]["-5"]
+        fused = name == SPEECH_TEXT[-1]  # also against its speech branch
+        assert (
+            list(cell["vs"])
+            == ["SE pre-processing", "naive MTL"] + [SPEECH_TEXT[0]] * fused
+        )
+        (shown,) = _cells(text, "SER F1-macro, test1, seen noise", name)
+        assert shown.startswith(f"{cell['mean']:.4f} ± "), shown
+        assert results["se_ssnr"]["test1, seen"][name] == {}
+        ssnr = text.split("### SE SSNR (dB), test1, seen noise\n", 1)[1]
+        assert f"| {name} |" not in ssnr.split("###", 1)[0]
+    assert "CCC" not in "".join(re.findall(r"^### .*$", text, flags=re.M))
+
+
+def test_missing_seed_is_a_clear_error(expdir, tmp_path):
+    part = tmp_path / "part"
+    shutil.copytree(expdir / "merit_naive_mtl_seed1", part / "merit_naive_mtl_seed1")
+    with pytest.raises(Exception, match="seed 2: no .*merit_naive_mtl_seed2"):
+        table.load_runs(part, SEEDS)
+    with pytest.raises(Exception, match="no system has scored runs"):
+        table.load_runs(tmp_path / "none", SEEDS)
+
+
+def test_a_part_of_the_systems_is_tabulated_alone(expdir, tmp_path):
+    """methods.sh --systems "speech_only text_only speech_text": their rows only,
+    the fused model compared with its speech branch (the global references did
+    not run)."""
+    part = tmp_path / "part"
+    for name in SPEECH_TEXT:
+        exp = table.SYSTEMS[name][0]
+        for seed in SEEDS:
+            d = f"merit_{exp}_seed{seed}"
+            shutil.copytree(expdir / d, part / d)
+    out = tmp_path / "m.md"
+    table.main(["--expdir", str(part), "--seeds", *map(str, SEEDS),
+                "--out", str(out)])  # fmt: skip
+    results = json.loads(out.with_suffix(".json").read_text())
+    rows = results["ser_f1_macro"]["test1, seen"]
+    assert list(rows) == list(SPEECH_TEXT)
+    assert list(rows[SPEECH_TEXT[-1]]["-5"]["vs"]) == [SPEECH_TEXT[0]]
+    assert rows[SPEECH_TEXT[0]]["-5"]["vs"] == {}
+    text = out.read_text()
+    assert f"over {SPEECH_TEXT[0]} (for {SPEECH_TEXT[-1]})," in text
+    assert "naive MTL" not in text
 
 
 def test_methods_sh_systems_have_labels_and_valid_fusion_options():
@@ -195,6 +250,13 @@ def test_methods_sh_systems_have_labels_and_valid_fusion_options():
     script = (REPO / "bench" / "methods.sh").read_text()
     systems = re.search(r'^all_systems="([^"]+)"', script, re.M).group(1).split()
     assert set(systems) == {exp for exp, _ in table.SYSTEMS.values()} | {"se_only"}
+    assert {"speech_only", "text_only", "speech_text"} <= set(systems)
+    # speech_text: the fusion step on the speech_only and text_only runs of its seed
+    fused = script.split("\nfused() {", 1)[1].split("\n}\n", 1)[0]
+    branches = ("speech=${expdir}/merit_speech_only_seed${seed} "
+                "text=${expdir}/merit_text_only_seed${seed}")  # fmt: skip
+    assert f'--branch_configs "{branches}"' in fused
+    assert '--branch_init "speech=frontend text=text_frontend"' in fused
     extra = dict(re.findall(r'^\s+\[(\w+)\]="(--fusion_conf[^"]*)"', script, re.M))
     assert {"sparse_shared", "sparse_topp"} <= set(extra) <= set(systems)
     base = yaml.safe_load(SPARSE_TINY.read_text())["fusion_conf"]

@@ -84,6 +84,14 @@ rir_test_snrs="-5 0 5 10"     # dB, one reverberant test set per SNR, noise and 
 fs=16000
 min_sec=1.0
 max_sec=20.0
+# Stage 3: transcripts ("text", for a text frontend) of the formatted noisy speech
+# by a transformers ASR model (espnet2_merit.bin.merit_asr)
+asr_model=""           # hub name or folder (Whisper, wav2vec2 CTC, ...); empty: no ASR
+asr_conf=""            # its options, "key=value" words: device=cuda language=en
+                       # batch_size=8 max_new_tokens=128 local_files_only=true
+asr_sets=missing       # missing: only the sets without a text; all: every set, its
+                       # reference kept as text.ref and the WER in asr_wer.json
+                       # (the effect of the noise on the text branch)
 
 # Data sets (names of stage-1 data dirs)
 train_set=train
@@ -103,6 +111,20 @@ step2_init="heads"     # parts of the step-1 model that step 2 starts from: "hea
                        # (the authors' release: the MoE fusion starts afresh),
                        # "heads fusion" (the fusion too), "all" (every parameter)
 train_args=""
+# Stages 7-8: the two-run protocol (Interspeech 2025 challenge system, arXiv
+# 2508.07282): branch models fine-tuned separately on the task (stage 7, each into
+# ${expdir}/merit_${tag}_<name>), then --train_config (the fused model) starts from
+# their best checkpoints' parts (stage 8), e.g.
+#   --branch_configs "speech=conf/tuning/train_ser_only_tiny.yaml text=conf/tuning/train_text_only_tiny.yaml"
+#   --branch_init "speech=frontend text=text_frontend"
+# and its config freezes them (freeze_param: [frontend, fusion, text_frontend]).
+branch_configs=""      # "name=config ..." branch runs; empty: none. "name=DIR", an
+                       # experiment dir (its config.yaml): a run finished earlier,
+                       # not trained again (e.g. another --tag's exp/merit_<tag>)
+branch_args=""         # extra merit_train options of every branch run
+branch_init=""         # "name=part,part ...": parameter prefixes (frontend, fusion,
+                       # text_frontend, heads.<task>, ...) stage 8 takes from each
+                       # branch's best checkpoint (--init_param <ckpt>:<part>:<part>)
 tag=""                 # experiment name (default: from the config name, + _dm
                        # with --dynamic_mixing true)
 dynamic_mixing=false   # true: training mixes noise into the clean speech on the fly
@@ -180,6 +202,8 @@ Options (default in brackets):
   --rir_sets / --rir_noise_sets / --rir_test_snrs   Reverberant test sets: rooms, noise sets, SNRs
                             ["${rir_sets}" / "${rir_noise_sets}" / "${rir_test_snrs}"]
   --fs / --min_sec / --max_sec   Sampling rate, training durations [${fs} / ${min_sec} / ${max_sec}]
+  --asr_model               ASR model transcribing the noisy speech in stage 3; empty: none ["${asr_model}"]
+  --asr_conf / --asr_sets   Its "key=value ..." options / sets: missing (no text) or all ["${asr_conf}" / ${asr_sets}]
   --train_set / --valid_set / --test_sets   Data sets [${train_set} / ${valid_set} / "${test_sets}"]
   --clean_test_sets         Test sets decoded without added noise ["${clean_test_sets}"]
   --unlabelled_sets         Sets that also train, without emotion labels ["${unlabelled_sets}"]
@@ -189,6 +213,9 @@ Options (default in brackets):
   --step1_config / --step1_args   Step 1 (SSL frozen) ["${step1_config}" / "${step1_args}"]
   --train_config / --train_args   Step 2 (joint) ["${train_config}" / "${train_args}"]
   --step2_init              Parts of the step-1 model step 2 starts from ["${step2_init}"]
+  --branch_configs          Two-run protocol: "name=config ..." runs trained separately in stage 7 (or name=exp_dir: a finished run) ["${branch_configs}"]
+  --branch_args             Extra merit_train options of every branch run ["${branch_args}"]
+  --branch_init             "name=part,part ...": parts stage 8 takes from each branch run ["${branch_init}"]
   --tag                     Experiment name ["${tag}"]
   --dynamic_mixing          Mix noise (and RIRs) in the training data loader [${dynamic_mixing}]
   --dm_snr_range            Its SNR range "lo:hi" dB [--train_snr]
@@ -474,13 +501,30 @@ fi
 
 if run_stage 3; then
     log "Stage 3: audio formatting: ${fs} Hz mono into ${dumpdir}/raw/org"
+    _asr_opts=() _asr_fp=()
+    if [ -n "${asr_model}" ]; then  # ASR: the transcripts of the formatted noisy speech
+        [[ ${asr_sets} == missing || ${asr_sets} == all ]] || { log "error: --asr_sets must be missing or all, not ${asr_sets}"; exit 2; }
+        _which="the sets without a text"
+        [ "${asr_sets}" = missing ] || _which="every set (the reference kept as text.ref)"
+        log "ASR: ${asr_model} (${asr_conf:-default options}) transcribes the noisy speech of ${_which}"
+        _asr_opts=(--asr_model "${asr_model}")
+        for _kv in ${asr_conf}; do _asr_opts+=(--asr_conf "${_kv}"); done
+        _asr_fp=("asr ${asr_model} ${asr_conf}")
+        if [ -d "${asr_model}" ]; then _asr_fp+=("${asr_model}"/*); fi  # a local model's files
+    fi
     job_begin "${prep_logdir}/format_wav.log"
     for dset in "${train_sim}" "${valid_sim}" "${test_sim[@]}"; do
         _out=${dumpdir}/raw/org/${dset}
+        _asr=false
+        if [ -n "${asr_model}" ] && { [ "${asr_sets}" = all ] || [ ! -f "${datadir}/${dset}/text" ]; }; then
+            _asr=true
+        fi
         # The set's files, and the markers of the stages that wrote its audio (their
-        # options change the audio, not always the lists).
-        _fp=$(fingerprint "--fs ${fs}" "${datadir}/${dset}"/* "${datadir}/${dset}/.done" \
-            "${datadir}/.done")
+        # options change the audio, not always the lists); the ASR options when
+        # this set is transcribed.
+        _words=("--fs ${fs}" "${datadir}/${dset}"/* "${datadir}/${dset}/.done" "${datadir}/.done")
+        [ "${_asr}" = false ] || _words+=("${_asr_fp[@]}")
+        _fp=$(fingerprint "${_words[@]}")
         if is_done "${_out}/.done" "${_fp}"; then
             log "skip: ${_out}"
             continue
@@ -488,9 +532,25 @@ if run_stage 3; then
         job_add rm -rf "${_out}"
         job_add ${python} -m espnet2_merit.bin.merit_format_wav --fs "${fs}" --nj "${nj}" \
             "${datadir}/${dset}" "${_out}"
+        if [ "${_asr}" = true ]; then  # the reference (if any) kept as text.ref
+            _ref=()
+            if [ -f "${datadir}/${dset}/text" ]; then
+                job_add mv "${_out}/text" "${_out}/text.ref"
+                _ref=(--ref_text "${_out}/text.ref" --wer_out "${_out}/asr_wer.json")
+            fi
+            job_add ${python} -m espnet2_merit.bin.merit_asr --wav_scp "${_out}/wav.scp" \
+                --out "${_out}/text" "${_asr_opts[@]}" ${_ref[@]+"${_ref[@]}"}
+        fi
         job_add mark_done "${_out}/.done" "${_fp}"
     done
     job_run
+    for dset in "${train_sim}" "${valid_sim}" "${test_sim[@]}"; do
+        _wer=${dumpdir}/raw/org/${dset}/asr_wer.json
+        [ -z "${asr_model}" ] || [ ! -f "${_wer}" ] || log "${dset}: ASR $(${python} -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("WER {:.2f}% of {} words, {} utterances".format(100 * r["wer"], r["ref_words"], r["utterances"]))' "${_wer}")"
+    done
 fi
 
 if run_stage 4; then
@@ -631,13 +691,77 @@ train_step() {  # train_step CONFIG OUTDIR EXTRA_ARGS [INPUT...]: one training r
     mark_done "${out}/.done" "${fp}"
 }
 
+# The two-run protocol's branch runs (--branch_configs, trained by stage 7) and the
+# parts stage 8 takes from each (--branch_init), checked before either stage runs.
+declare -A branch_config=() branch_parts=() branch_dir=()
+branch_names=()
+if run_stage 7 || run_stage 8; then
+    for _entry in ${branch_configs}; do
+        [[ ${_entry} == ?*=?* ]] || { log "error: --branch_configs: '${_entry}' is not name=config"; exit 2; }
+        _name=${_entry%%=*}
+        [[ ${_name} =~ ^[A-Za-z0-9_-]+$ ]] && [ "${_name}" != step1 ] || \
+            { log "error: --branch_configs: bad branch name '${_name}' (letters, digits, _ and -; not step1)"; exit 2; }
+        [ -z "${branch_config[${_name}]:-}" ] || { log "error: --branch_configs: two branches named ${_name}"; exit 2; }
+        _conf=${_entry#*=}
+        if [ -d "${_conf}" ]; then  # a finished run: its experiment dir
+            [ -f "${_conf}/config.yaml" ] || { log "error: --branch_configs ${_entry}: ${_conf} is not an experiment dir (no config.yaml)"; exit 2; }
+            branch_dir[${_name}]=${_conf%/}
+            _conf=${_conf%/}/config.yaml
+        fi
+        [ -f "${_conf}" ] || { log "error: --branch_configs ${_entry}: no such file ${_conf}"; exit 2; }
+        branch_config[${_name}]=${_conf}
+        branch_names+=("${_name}")
+    done
+    _seen=" "
+    for _entry in ${branch_init}; do
+        [[ ${_entry} == ?*=?* ]] || { log "error: --branch_init: '${_entry}' is not name=part,part"; exit 2; }
+        _name=${_entry%%=*}
+        [ -n "${branch_config[${_name}]:-}" ] || \
+            { log "error: --branch_init ${_entry}: no branch named '${_name}' in --branch_configs (branches: ${branch_names[*]:-none})"; exit 2; }
+        [ -z "${branch_parts[${_name}]:-}" ] || { log "error: --branch_init: branch ${_name} given twice"; exit 2; }
+        IFS=, read -ra _parts <<< "${_entry#*=}"
+        for _part in "${_parts[@]}"; do
+            [[ ${_part} =~ ^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$ ]] || \
+                { log "error: --branch_init ${_entry}: bad part '${_part}' (a parameter prefix: frontend, fusion, text_frontend, heads.<task>, ...)"; exit 2; }
+            [[ ${_seen} != *" ${_part} "* ]] || { log "error: --branch_init: part ${_part} taken from two branches"; exit 2; }
+            _seen+="${_part} "
+        done
+        branch_parts[${_name}]=${_entry#*=}
+    done
+    for _name in "${branch_names[@]}"; do
+        [ -n "${branch_parts[${_name}]:-}" ] || \
+            { log "error: --branch_configs: branch ${_name} has no --branch_init entry (stage 8 would take nothing from it)"; exit 2; }
+    done
+fi
+branch_exp() { echo "${branch_dir[$1]:-${expdir}/merit_${tag}_$1}"; }  # branch_exp NAME: its experiment
+best_model() {  # best_model CONFIG: the checkpoint of its first best_model_criterion
+    ${python} -c '
+import sys, yaml
+conf = yaml.safe_load(open(sys.argv[1])) or {}
+phase, key, _ = (conf.get("best_model_criterion") or [["valid", "loss", "min"]])[0]
+print(f"{phase}.{key}.best.pth")' "$1"
+}
+
 if run_stage 7; then
     if [ -n "${step1_config}" ]; then
         log "Stage 7: step-1 training (SSL frozen): ${step1_config}"
         train_step "${step1_config}" "${step1_exp}" "${step1_args}"
-    else
+    elif [ ${#branch_names[@]} -eq 0 ]; then
         log "Stage 7: no --step1_config: skipped"
     fi
+    for _name in "${branch_names[@]}"; do
+        _conf=${branch_config[${_name}]}
+        if [ -n "${branch_dir[${_name}]:-}" ]; then
+            log "Stage 7: branch run ${_name} (two-run protocol): the finished run ${branch_dir[${_name}]}, not trained here"
+            continue
+        fi
+        log "Stage 7: branch run ${_name} (two-run protocol): ${_conf} -> $(branch_exp "${_name}")"
+        if uses_global_mvn "${_conf}" "${branch_args}" && [ ! -f "${stats_dir}/.done" ]; then
+            log "error: branch ${_name} (${_conf}) normalises with global_mvn but ${stats_dir} has no statistics: stage 6 collects them when --train_config does"
+            exit 1
+        fi
+        train_step "${_conf}" "$(branch_exp "${_name}")" "${branch_args}"
+    done
 fi
 
 if run_stage 8; then
@@ -657,6 +781,20 @@ if run_stage 8; then
         done
         _inputs=("${step1_exp}/.done")
     fi
+    for _name in "${branch_names[@]}"; do  # the two-run protocol's branch runs
+        _bexp=$(branch_exp "${_name}")
+        _ckpt=${_bexp}/$(best_model "${branch_config[${_name}]}")
+        if [ ! -f "${_bexp}/.done" ] || [ ! -f "${_ckpt}" ]; then
+            _how="run stage 7"
+            [ -z "${branch_dir[${_name}]:-}" ] || _how="train it first (a finished run was given)"
+            log "error: branch run ${_name} is not finished (${_bexp}/.done or ${_ckpt} missing): ${_how}"
+            exit 1
+        fi
+        log "the fused model takes ${branch_parts[${_name}]//,/, } from branch ${_name} (${_ckpt})"
+        IFS=, read -ra _parts <<< "${branch_parts[${_name}]}"
+        for _part in "${_parts[@]}"; do _init+=" --init_param ${_ckpt}:${_part}:${_part}"; done
+        _inputs+=("${_bexp}/.done")
+    done
     train_step "${train_config}" "${exp}" "${_init} ${train_args}" "${_inputs[@]}"
 fi
 
@@ -666,12 +804,24 @@ if run_stage 9; then
     _dir=${decode_dir}
     _todo=()
     declare -A _fps=()
+    # A model with a text frontend reads each set's transcripts (its data dir's
+    # Kaldi "text", also under --enh_exp); --asr_model in --inference_args
+    # transcribes the utterances without one.
+    _reads_text=false
+    _tf=""  # (no config.yaml yet: a scheduler still runs stage 8's job)
+    [ ! -f "${exp}/config.yaml" ] || \
+        _tf=$(sed -n 's/^text_frontend: *\([^ #]*\).*/\1/p' "${exp}/config.yaml")
+    case ${_tf} in ""|null|none|None|"~") ;; *) _reads_text=true ;; esac
+    _asr=false
+    [[ " ${inference_args} " =~ [[:space:]]--asr_model[[:space:]=] ]] && _asr=true
     for dset in "${test_sim[@]}" "${cross_sim[@]}"; do
         _input=${dumpdir}/raw/${dset}/.done
         [ -n "${cross_dir[${dset}]:-}" ] && _input=${cross_dir[${dset}]}/wav.scp
         [ -n "${enh_exp}" ] && _input=${enh_exp}/decode/${dset}/spk1.scp
+        _text_in=""
+        ${_reads_text} && _text_in=${cross_dir[${dset}]:-${dumpdir}/raw/${dset}}/text
         _fps[${dset}]=$(fingerprint "${exp}/${inference_model}" "${exp}/config.yaml" \
-            "${inference_args} ${gpu_inference}" "${_input}")
+            "${inference_args} ${gpu_inference}" "${_input}" ${_text_in})
         is_done "${_dir}/${dset}/.done" "${_fps[${dset}]}" || _todo+=("${dset}")
     done
     if [ ${#_todo[@]} -eq 0 ]; then
@@ -692,6 +842,20 @@ if run_stage 9; then
             fi
             sed "s/^/${dset}__/" "${_scp}"
         done | sort > "${_logdir}/all.scp"
+        _text_opts=()
+        if ${_reads_text}; then
+            : > "${_logdir}/all.text"
+            for dset in "${_todo[@]}"; do
+                _text=${cross_dir[${dset}]:-${dumpdir}/raw/${dset}}/text
+                if [ -f "${_text}" ]; then
+                    sed "/^[[:space:]]*$/d; s/^/${dset}__/" "${_text}" >> "${_logdir}/all.text"
+                elif ! ${_asr}; then
+                    log "error: ${exp}/config.yaml has a text_frontend (${_tf}): it reads transcripts, but ${_text} is missing (give the set a Kaldi text file, or --inference_args \"--asr_model <name or folder>\")"
+                    exit 1
+                fi
+            done
+            _text_opts=(--data_path_and_name_and_type "${_logdir}/all.text,text,text")
+        fi
         _nj=$(${python} -m espnet2_merit.bin.merit_split --nj "${inference_nj}" \
             "${_logdir}/all.scp" "${_logdir}/keys")
         _ngpu=0
@@ -703,6 +867,7 @@ if run_stage 9; then
                 --train_config "${exp}/config.yaml" \
                 --model_file "${exp}/${inference_model}" \
                 --data_path_and_name_and_type "${_logdir}/all.scp,speech,sound" \
+                "${_text_opts[@]}" \
                 --key_file "${_logdir}/keys/keys.JOB" \
                 --output_dir "${_logdir}/output.JOB" ${inference_args}
         # Split the shards' outputs back into one directory per set: every file

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stage 1 of the mini recipe: generate a small MSP-Podcast-format corpus from
 # espeak-ng speech (emotion classes differ by prosody), generated noise pools, room
-# impulse responses (pyroomacoustics) and a tiny random WavLM checkpoint, then
+# impulse responses (pyroomacoustics), a tiny random WavLM checkpoint and a tiny
+# random RoBERTa (exp/text/roberta_tiny, for the text configs), then
 # prepare the corpus exactly as the real recipe. --num_unlabelled N (> 0) adds an
 # unlabelled pool like MSP-Podcast's Test3 (speakers of its own, labels withheld),
 # prepared as data/test3 (wav.scp, utt2spk, utt2gender; no emotion files).
@@ -35,6 +36,9 @@ ${python} local/make_mini_rir.py --outdir "${RIR_ROOT}" --seed "${seed}"
 # The tiny SSL model the tiny configs point to (frontend_conf.path_or_url).
 ${python} -c "from espnet2_merit.utils.ssl_checkpoint import make_wavlm_checkpoint as m; \
 m('exp/ssl/wavlm_tiny.pt', 'tiny', seed=${seed})"
+# The tiny RoBERTa the tiny text configs point to (text_frontend_conf.model_name_or_path).
+${python} -c "from espnet2_merit.utils.text_checkpoint import make_roberta_checkpoint as m; \
+m('exp/text/roberta_tiny', seed=${seed})"
 splits=Train,Development,Test1
 if [ "${num_unlabelled}" -gt 0 ]; then
     splits+=,Test3
