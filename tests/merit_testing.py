@@ -65,6 +65,45 @@ def copy_recipe(recipe: Path, dst: Path) -> Path:
     return dst
 
 
+MINI_RECIPE = REPO / "egs2" / "mini_msp_podcast" / "merit1"
+
+# Stage 1 of a scratch mini recipe on the generated data dirs: they are laid out
+# as a recipe's data.sh writes them, and the tiny WavLM and RoBERTa are written by
+# the mini recipe's own local/data.sh lines (so the tiny configs' exp/ssl and
+# exp/text paths are the recipe's).
+_GENERATED_DATA_SH = """#!/usr/bin/env bash
+set -euo pipefail
+. ./path.sh
+seed=0
+mkdir -p data
+cp -r {train} data/train
+cp -r {valid} data/dev
+cp -r {valid} data/test
+cp {train}/emotion_list data/emotion_list
+{checkpoints}
+"""
+
+
+def mini_recipe_on(data_dirs, dst: Path) -> Path:
+    """A copy of the mini recipe in ``dst`` whose stage 1 lays out the generated
+    ``(train, valid)`` data dirs as data/{train,dev,test} (the test set is the
+    valid one) and writes the tiny checkpoints."""
+    lines = (MINI_RECIPE / "local" / "data.sh").read_text().splitlines()
+    checkpoints = []
+    for i, line in enumerate(lines):  # each ${python} -c "..." and its next line
+        if line.startswith('${python} -c "from espnet2_merit.utils.'):
+            checkpoints += [line, lines[i + 1]]
+    assert len(checkpoints) == 4, checkpoints  # the WavLM and RoBERTa writers
+    train, valid = data_dirs
+    recipe = copy_recipe(MINI_RECIPE, dst)
+    (recipe / "local" / "data.sh").write_text(
+        _GENERATED_DATA_SH.format(
+            train=train, valid=valid, checkpoints="\n".join(checkpoints)
+        )
+    )
+    return recipe
+
+
 def kill_when(cmd: List[str], cwd: Path, ready: Callable[[], bool], timeout=300):
     """Start ``cmd`` (its standard error in ``cwd/kill.log``), SIGKILL its process
     group once ``ready()`` holds; returns whether it was killed before it finished

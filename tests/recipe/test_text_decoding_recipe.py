@@ -12,36 +12,11 @@ import subprocess
 import sys
 
 import pytest
-from merit_testing import REPO, copy_recipe
+from merit_testing import mini_recipe_on
 
 from espnet2_merit.utils.datadir import read_kaldi
 
-RECIPE = REPO / "egs2" / "mini_msp_podcast" / "merit1"
 TEXT = "conf/tuning/train_text_only_tiny.yaml"
-
-STAGE_DATA = """#!/usr/bin/env bash
-set -euo pipefail
-. ./path.sh
-seed=0
-mkdir -p data
-cp -r {train} data/train
-cp -r {valid} data/dev
-cp -r {valid} data/test
-cp {train}/emotion_list data/emotion_list
-{checkpoints}
-"""
-
-
-def _checkpoint_lines() -> str:
-    """The mini recipe's local/data.sh commands writing the tiny WavLM and
-    RoBERTa (each ``${python} -c "..."`` with its continuation line)."""
-    lines = (RECIPE / "local" / "data.sh").read_text().splitlines()
-    out = []
-    for i, line in enumerate(lines):
-        if line.startswith('${python} -c "from espnet2_merit.utils.'):
-            out += [line, lines[i + 1]]
-    assert out, "no checkpoint lines in the mini recipe's local/data.sh"
-    return "\n".join(out)
 
 
 def _merit(recipe, first, last, *more):
@@ -59,10 +34,7 @@ def _merit(recipe, first, last, *more):
 @pytest.mark.slow
 def test_stage9_passes_the_transcripts(tmp_path, data_dirs):
     train, valid = data_dirs
-    recipe = copy_recipe(RECIPE, tmp_path / "r")
-    (recipe / "local" / "data.sh").write_text(
-        STAGE_DATA.format(train=train, valid=valid, checkpoints=_checkpoint_lines())
-    )
+    recipe = mini_recipe_on(data_dirs, tmp_path / "r")
     rc, log = _merit(recipe, 1, 9)
     assert rc == 0, log[-4000:]
     decode = recipe / "exp" / "merit_train_text_only_tiny" / "decode" / "test"

@@ -15,9 +15,8 @@ import sys
 
 import pytest
 import torch
-from merit_testing import REPO, copy_recipe
+from merit_testing import MINI_RECIPE, copy_recipe, mini_recipe_on
 
-RECIPE = REPO / "egs2" / "mini_msp_podcast" / "merit1"
 SPEECH = "conf/tuning/train_ser_only_tiny.yaml"
 TEXT = "conf/tuning/train_text_only_tiny.yaml"
 FUSED = "conf/tuning/train_speech_text_fusion_tiny.yaml"
@@ -25,42 +24,12 @@ BEST = "valid.ser_f1_macro.best.pth"
 BRANCHES = ["--branch_configs", f"speech={SPEECH} text={TEXT}",
             "--branch_init", "speech=frontend text=text_frontend"]  # fmt: skip
 
-STAGE_DATA = """#!/usr/bin/env bash
-# Stage 1 of this test: the generated data dirs, as a recipe's data.sh writes them,
-# and the mini recipe's tiny checkpoints (its local/data.sh lines).
-set -euo pipefail
-. ./path.sh
-seed=0
-mkdir -p data
-cp -r {train} data/train
-cp -r {valid} data/dev
-cp -r {valid} data/test
-cp {train}/emotion_list data/emotion_list
-{checkpoints}
-"""
-
-
-def _checkpoint_lines() -> str:
-    """The commands of the mini recipe's local/data.sh that write the tiny WavLM
-    and RoBERTa (each ``${python} -c "..."`` with its continuation line)."""
-    lines = (RECIPE / "local" / "data.sh").read_text().splitlines()
-    out = []
-    for i, line in enumerate(lines):
-        if line.startswith('${python} -c "from espnet2_merit.utils.'):
-            out += [line, lines[i + 1]]
-    assert len(out) == 4, out  # make_wavlm_checkpoint and make_roberta_checkpoint
-    return "\n".join(out)
-
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory, data_dirs):
     """A scratch copy of the mini recipe whose stage 1 lays out the generated data,
     prepared by stages 1-5 (no noise simulation: the pairs are the data dirs')."""
-    train, valid = data_dirs
-    root = copy_recipe(RECIPE, tmp_path_factory.mktemp("two_run") / "r")
-    (root / "local" / "data.sh").write_text(
-        STAGE_DATA.format(train=train, valid=valid, checkpoints=_checkpoint_lines())
-    )
+    root = mini_recipe_on(data_dirs, tmp_path_factory.mktemp("two_run") / "r")
     out = _merit(root, 1, 5)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     return root
@@ -170,7 +139,7 @@ def test_branch_runs_then_the_fused_model_on_their_frozen_backbones(recipe):
 )  # fmt: skip
 def test_branch_option_errors(tmp_path, options, message):
     # Checked before stage 7 or 8 does anything: nothing is trained (no data).
-    recipe = copy_recipe(RECIPE, tmp_path / "r")
+    recipe = copy_recipe(MINI_RECIPE, tmp_path / "r")
     for first, last in ((7, 7), (8, 8)):
         out = _merit(recipe, first, last, *options)
         assert out.returncode == 2, (out.stdout + out.stderr)[-3000:]
@@ -179,7 +148,7 @@ def test_branch_option_errors(tmp_path, options, message):
 
 
 def test_fused_step_needs_finished_branch_runs(tmp_path):
-    recipe = copy_recipe(RECIPE, tmp_path / "r")
+    recipe = copy_recipe(MINI_RECIPE, tmp_path / "r")
     out = _merit(recipe, 8, 8, *BRANCHES)
     assert out.returncode == 1
     assert "error: branch run speech is not finished" in out.stdout + out.stderr
