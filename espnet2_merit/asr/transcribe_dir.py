@@ -3,7 +3,6 @@ against reference transcripts (``espnet2_merit.bin.merit_asr``, recipe stage 3).
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Union
 
@@ -89,8 +88,9 @@ def transcribe_scp(
     """Transcribe every utterance of a sound list into a Kaldi text file.
 
     The output (``<utt> <words>`` lines, sorted) is written atomically at the end
-    (``<out>.tmp`` and a rename) after any previous ``out`` is removed, so that a
-    run killed half-way leaves no file a re-run could take as finished.
+    (``<out>.tmp`` and a rename); ``merit_asr`` removes an earlier ``out`` before
+    it loads the model, so that a run killed half-way leaves no file a re-run
+    could take as finished.
 
     Args:
         transcriber: An ``espnet2_merit.asr.Transcriber``.
@@ -109,9 +109,6 @@ def transcribe_scp(
     """
     if len(empty_text.split()) != 1:
         raise MeritInputError(f"empty_text must be one word, got {empty_text!r}")
-    out = Path(out)
-    if out.exists():
-        os.remove(out)
     table = read_sound_scp(wav_scp)
     utts = list(table)
     texts: Dict[str, str] = {}

@@ -43,12 +43,6 @@ def get_parser() -> argparse.ArgumentParser:
         "local_files_only, batch_size); repeatable",
     )
     parser.add_argument(
-        "--batch_size",
-        type=int,
-        default=None,
-        help="Utterances per forward pass [8] (also --asr_conf batch_size=N)",
-    )
-    parser.add_argument(
         "--ref_text",
         type=Path,
         default=None,
@@ -76,13 +70,6 @@ def main(cmd: Optional[list] = None):
         )
 
         conf = parse_asr_conf(args.asr_conf)
-        if args.batch_size is not None:
-            if conf.get("batch_size", args.batch_size) != args.batch_size:
-                raise MeritInputError(
-                    f"--batch_size {args.batch_size} and --asr_conf "
-                    f"batch_size={conf['batch_size']} disagree"
-                )
-            conf["batch_size"] = args.batch_size
         if args.wer_out is not None and args.ref_text is None:
             raise MeritInputError("--wer_out needs --ref_text")
         if args.ref_text is not None and not args.ref_text.is_file():

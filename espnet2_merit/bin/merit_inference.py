@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 from espnet2.utils import config_argparse
-from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2bool, str2triple_str, str_or_none
 
 from espnet2_merit.errors import MeritInputError
@@ -68,9 +67,11 @@ def get_parser() -> config_argparse.ArgumentParser:
     )
     group.add_argument(
         "--asr_conf",
-        action=NestedDictAction,
-        default=None,
-        help="Options of the ASR transcriber",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Option of the ASR transcriber (device, language, max_new_tokens, "
+        "local_files_only, batch_size); repeatable",
     )
     return parser
 
@@ -97,6 +98,7 @@ def data_files(entries) -> Tuple[str, Optional[str]]:
 def main(cmd=None):
     args = get_parser().parse_args(cmd)
     with entry_point("merit_inference", args.log_level):
+        from espnet2_merit.asr.transcribe_dir import parse_asr_conf
         from espnet2_merit.inference.decode_dir import decode
         from espnet2_merit.inference.speech2emotion import Speech2EmotionEnhance
 
@@ -109,7 +111,7 @@ def main(cmd=None):
             overlap_sec=args.overlap_sec,
             enhance=args.enhance,
             asr_model=args.asr_model,
-            asr_conf=args.asr_conf,
+            asr_conf=parse_asr_conf(args.asr_conf) or None,
         )
         if args.model_tag is not None:
             s2e = Speech2EmotionEnhance.from_pretrained(args.model_tag, **kwargs)
