@@ -57,7 +57,7 @@ def get_parser() -> argparse.ArgumentParser:
         text.add_argument(
             "--text_file",
             help="Transcripts: '<key> <words>' lines, the key a file's path or "
-            "name without extension (one file: one plain-text line too)",
+            "name without extension",
         )
         p.add_argument(
             "--asr_model",

@@ -74,8 +74,7 @@ def _named(path: str, e: MeritInputError) -> str:
 def transcripts(args) -> Optional[Dict[str, Optional[str]]]:
     """Audio file -> its transcript from ``--text`` (one file) or ``--text_file``
     (Kaldi ``<key> <words>`` lines, the key being the file's path as given or its
-    name without the extension; for one file also a plain-text line); None
-    without either. A file without a line maps to None (``--asr_model``
+    name without the extension); None without either. A file without a line maps to None (``--asr_model``
     transcribes it), and is an error without ``--asr_model``."""
     files = list(args.files) if hasattr(args, "files") else [args.file]
     text, text_file = getattr(args, "text", None), getattr(args, "text_file", None)
@@ -93,13 +92,7 @@ def transcripts(args) -> Optional[Dict[str, Optional[str]]]:
     path = Path(text_file)
     if not path.is_file():
         raise MeritInputError(f"--text_file {text_file}: no such file")
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    try:
-        keyed = read_kaldi(path)
-    except MeritInputError:
-        if len(files) != 1 or len(lines) != 1:
-            raise
-        keyed = {}  # one file, one line, not '<key> <words>': plain text
+    keyed = read_kaldi(path)
     stems = [Path(f).stem for f in files if f not in keyed]
     twice = sorted({s for s in stems if stems.count(s) > 1 and s in keyed})
     if twice:
@@ -112,8 +105,6 @@ def transcripts(args) -> Optional[Dict[str, Optional[str]]]:
         keys = [k for k in (f, Path(f).stem) if k in keyed]
         if keys:
             out[f] = keyed[keys[0]]
-        elif len(files) == 1 and len(lines) == 1:  # the line is its transcript
-            out[f] = " ".join(lines[0].split())
         elif getattr(args, "asr_model", None) is not None:
             out[f] = None  # transcribed by the ASR model
         else:

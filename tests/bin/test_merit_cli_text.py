@@ -68,11 +68,12 @@ def test_predict_with_a_text_file(capsys, text_zip, wavs, s2e, tmp_path):
     for r, t in zip(rows, TEXTS):
         ref = s2e(soundfile.read(r["file"], dtype="float32")[0], text=t)
         np.testing.assert_allclose(_probs(r), ref.probs, atol=1e-5)
-    plain = tmp_path / "plain.txt"  # one file: one plain line is its transcript
-    plain.write_text(f"  {TEXTS[2]}  \n")
-    (row,) = _json(capsys, "predict", wavs[0], "--text_file", str(plain),
-                   "--model", text_zip, "--json")  # fmt: skip
-    assert row["text"] == TEXTS[2]
+    # One line of another key is not this file's transcript (nor plain text).
+    other = tmp_path / "other"
+    other.write_text(f"zz {TEXTS[2]}\n")
+    with pytest.raises(SystemExit, match="no line for .*key 'A0'"):
+        _json(capsys, "predict", wavs[0], "--text_file", str(other),
+              "--model", text_zip, "--json")  # fmt: skip
 
 
 def test_predict_text_errors(text_zip, wavs, tmp_path, trained_exp):
