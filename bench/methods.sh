@@ -116,9 +116,14 @@ log "data (stages 1-6) in ${recipe}, experiments in ${recipe}/${expdir}"
 
 one_run() {  # one_run SYSTEM SEED: train (stages 7-8), decode and score (9-10)
     local system=$1 seed=$2 tag=$1_seed$2
-    local step1=${config[${system}]} epochs=${step2_epochs}
+    local step1=${config[${system}]} epochs=${step2_epochs} branches=()
     if [ -n "${one_step[${system}]:-}" ]; then
         step1="" epochs=$((step1_epochs + step2_epochs))
+    fi
+    if [ "${system}" = speech_text ]; then  # the fusion head on this seed's branches
+        step1=""
+        branches=(--branch_configs "speech=${expdir}/merit_speech_only_seed${seed} text=${expdir}/merit_text_only_seed${seed}"
+                  --branch_init "speech=frontend text=text_frontend")
     fi
     # shellcheck disable=SC2086
     # The mini recipe's run.sh trains its own model with dynamic mixing: the systems
@@ -126,21 +131,9 @@ one_run() {  # one_run SYSTEM SEED: train (stages 7-8), decode and score (9-10)
     ./run.sh --stage 7 --stop_stage 10 --expdir "${expdir}" --tag "${tag}" \
         --dynamic_mixing false --dm_snr_range 5 --dm_rir_prob 0 ${recipe_opts[${system}]:-} \
         --nj 1 --inference_nj 1 --train_config "${config[${system}]}" \
-        --step1_config "${step1}" \
+        --step1_config "${step1}" ${branches[@]+"${branches[@]}"} \
         --step1_args "--freeze_param frontend.upstream --max_epoch ${step1_epochs} --seed ${seed} ${extra[${system}]:-}" \
         --train_args "--max_epoch ${epochs} --seed ${seed} ${extra[${system}]:-}" \
-        > "${expdir}/logs/${tag}.log" 2>&1
-}
-
-fused() {  # fused SEED: the two-run protocol's fusion step on that seed's branches
-    local seed=$1 tag=speech_text_seed$1
-    ./run.sh --stage 7 --stop_stage 10 --expdir "${expdir}" --tag "${tag}" \
-        --dynamic_mixing false --dm_snr_range 5 --dm_rir_prob 0 \
-        --nj 1 --inference_nj 1 --train_config "${config[speech_text]}" \
-        --step1_config "" \
-        --branch_configs "speech=${expdir}/merit_speech_only_seed${seed} text=${expdir}/merit_text_only_seed${seed}" \
-        --branch_init "speech=frontend text=text_frontend" \
-        --train_args "--max_epoch ${step2_epochs} --seed ${seed}" \
         > "${expdir}/logs/${tag}.log" 2>&1
 }
 
@@ -179,8 +172,9 @@ for seed in ${seeds}; do
 done
 run_all one_run "${jobs_list[@]}"
 if [[ " ${systems} " == *" speech_text "* ]]; then  # after its branch runs
-    # shellcheck disable=SC2086
-    run_all fused ${seeds}
+    jobs_list=()
+    for seed in ${seeds}; do jobs_list+=("speech_text ${seed}"); done
+    run_all one_run "${jobs_list[@]}"
 fi
 if [[ " ${systems} " == *" se_only "* && " ${systems} " == *" ser_only "* ]]; then
     # shellcheck disable=SC2086

@@ -252,7 +252,7 @@ def test_methods_sh_systems_have_labels_and_valid_fusion_options():
     assert set(systems) == {exp for exp, _ in table.SYSTEMS.values()} | {"se_only"}
     assert {"speech_only", "text_only", "speech_text"} <= set(systems)
     # speech_text: the fusion step on the speech_only and text_only runs of its seed
-    fused = script.split("\nfused() {", 1)[1].split("\n}\n", 1)[0]
+    fused = script.split("\none_run() {", 1)[1].split("\n}\n", 1)[0]
     branches = ("speech=${expdir}/merit_speech_only_seed${seed} "
                 "text=${expdir}/merit_text_only_seed${seed}")  # fmt: skip
     assert f'--branch_configs "{branches}"' in fused
