@@ -84,28 +84,13 @@ def trained_exp(tiny_wavlm, data_dirs, tmp_path_factory):
     Returns (config.yaml, best checkpoint).
     """
     import numpy as np
-    from merit_testing import SPARSE_TINY
-
-    from espnet2_merit.bin.merit_train import main as train_main
+    from merit_testing import SPARSE_TINY, train_tiny
 
     root = tmp_path_factory.mktemp("trained")
     stats = root / "feats_stats.npz"
     np.savez(stats, count=np.array(1000), sum=np.zeros(1), sum_square=np.full(1, 10.0))
-    train, valid = data_dirs
-    config = SPARSE_TINY
-    train_main(
-        [
-            "--config", str(config),
-            "--frontend_conf", f"path_or_url={tiny_wavlm}",
-            "--normalize", "global_mvn",
-            "--normalize_conf", f"stats_file={stats}",
-            "--emotion_list", str(train / "emotion_list"),
-            "--output_dir", str(root / "exp"),
-            "--ngpu", "0",
-            *data_args(train, valid),
-        ]
-    )  # fmt: skip
-    return root / "exp" / "config.yaml", root / "exp" / "valid.loss.best.pth"
+    opts = ["--normalize", "global_mvn", "--normalize_conf", f"stats_file={stats}"]
+    return train_tiny(root, SPARSE_TINY, tiny_wavlm, data_dirs, *opts)
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +98,9 @@ def text_exp(tiny_wavlm, tiny_roberta, data_dirs, tmp_path_factory):
     """(config.yaml, checkpoint) of the tiny speech + text model (late fusion, an
     SE task too) trained for one epoch by ESPnet's trainer: the model the text
     inference, CLI and export tests share."""
-    from merit_testing import SPEECH_TEXT_TINY, train_text_model
+    from merit_testing import SPEECH_TEXT_TINY, train_tiny
 
     root = tmp_path_factory.mktemp("text_exp")
-    return train_text_model(root, SPEECH_TEXT_TINY, tiny_wavlm, tiny_roberta, data_dirs)
+    opts = ["--text_frontend_conf", f"model_name_or_path={tiny_roberta}"]
+    names = ("speech", "speech_ref1", "emotion", "text")
+    return train_tiny(root, SPEECH_TEXT_TINY, tiny_wavlm, data_dirs, *opts, names=names)

@@ -181,22 +181,24 @@ def noise_env(root: Path) -> Dict[str, str]:
 SPEECH_TEXT_TINY = CONF / "tuning" / "train_speech_text_late_tiny.yaml"
 
 
-def train_text_model(root: Path, config: Path, wavlm: Path, roberta: Path, data_dirs):
-    """Train a tiny config with a text frontend for one epoch (ESPnet's trainer)
-    on the generated data with its transcripts; returns (config.yaml, best
+def train_tiny(root: Path, config: Path, wavlm: Path, data_dirs, *options, names=None):
+    """Train a tiny config for one epoch (ESPnet's trainer) on the generated data
+    (``names``: the data of ``data_args``, its default without) with the tiny
+    WavLM and further merit_train ``options``; returns (config.yaml, best
     checkpoint)."""
     from espnet2_merit.bin.merit_train import main as train_main
 
     train, valid = data_dirs
+    data = data_args(train, valid, *(() if names is None else (names,)))
     train_main(
         [
             "--config", str(config),
             "--frontend_conf", f"path_or_url={wavlm}",
-            "--text_frontend_conf", f"model_name_or_path={roberta}",
+            *options,
             "--emotion_list", str(train / "emotion_list"),
             "--output_dir", str(root / "exp"),
             "--ngpu", "0",
-            *data_args(train, valid, ("speech", "speech_ref1", "emotion", "text")),
+            *data,
         ]
     )  # fmt: skip
     return root / "exp" / "config.yaml", root / "exp" / "valid.loss.best.pth"
